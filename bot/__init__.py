@@ -1,0 +1,1 @@
+"""Process wiring: the ragbot CLI, the Bolt app, the reconciler, the scheduler."""

@@ -1,0 +1,1 @@
+"""Configuration: the Enterprise RAG `velero:` block and ragbot's own `ragbot:` block."""

@@ -1,0 +1,1 @@
+"""Slack-facing handlers: command parsing, authorization, Block Kit rendering."""
