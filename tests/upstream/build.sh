@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Build the upstream test cluster's binaries from pinned Go modules (tests/upstream/*/go.mod).
+#
+#   tests/upstream/build.sh            build if needed; print the bin directory on stdout
+#   tests/upstream/build.sh --print    print the bin directory only (no build); exit 1 if not built
+#
+# Binaries go to $RAGBOT_UPSTREAM_CACHE/bin-<key>, where <key> hashes every go.mod, go.sum and
+# Go source file here, this script and `go version`: the same pins on the same machine build once.
+# Module and build caches live beside it (env.sh), outside the repository.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/env.sh"
+
+key=$(cd "$here" && { go version; cat build.sh env.sh etcd/go.mod etcd/go.sum etcd/*.go \
+      kube/go.mod kube/go.sum; } | sha256sum | cut -c1-16)
+bin="$RAGBOT_UPSTREAM_CACHE/bin-$key"
+
+if [ "${1:-}" = "--print" ]; then
+  [ -f "$bin/.complete" ] || { echo "not built: $bin" >&2; exit 1; }
+  echo "$bin"; exit 0
+fi
+if [ -f "$bin/.complete" ]; then
+  echo "up to date: $bin" >&2
+  echo "$bin"; exit 0
+fi
+
+go version >&2
+tmp="$bin.tmp.$$"
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$tmp"
+build() { nice -n 19 go build -trimpath "$@"; }
+
+# (a) embedded etcd: our tiny main over go.etcd.io/etcd/server/v3/embed.
+echo "building etcd ..." >&2
+(cd "$here/etcd" && build -ldflags "-s -w" -o "$tmp/etcd" .)
+
+# (b) Kubernetes: every `tool` of kube/go.mod in one go build, so they share the build cache.
+kver=$(cd "$here/kube" && go list -m -f '{{.Version}}' k8s.io/kubernetes)
+minor=${kver#v1.}; minor=${minor%%.*}
+ldflags="-s -w"
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  ldflags+=" -X $pkg.gitVersion=$kver -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+  ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+done
+echo "building Kubernetes $kver: $(cd "$here/kube" && go list tool | tr '\n' ' ')..." >&2
+(cd "$here/kube" && build -ldflags "$ldflags" -o "$tmp/" tool)
+
+touch "$tmp/.complete"
+rm -rf "$bin"
+mv "$tmp" "$bin"
+trap - EXIT
+echo "$bin"
