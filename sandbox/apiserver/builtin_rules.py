@@ -70,6 +70,18 @@ def apply_defaults(rt: ResourceType, obj: dict[str, Any]) -> None:
             spec.setdefault("clusterIP", str(ipaddress.IPv4Address("10.96.0.0") + n))
         spec.setdefault("sessionAffinity", "None")
         obj["status"] = {"loadBalancer": {}}
+    elif rt.kind == "CustomResourceDefinition":
+        names = dict((obj.get("spec") or {}).get("names") or {})
+        names.setdefault("singular", str(names.get("kind", "")).lower())
+        names.setdefault("listKind", f"{names.get('kind', '')}List")
+        obj["status"] = {
+            "acceptedNames": names,
+            "conditions": [
+                {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "message": "no conflicts found"},
+                {"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "message": "the initial names have been accepted"},
+            ],
+            "storedVersions": [v["name"] for v in (obj.get("spec") or {}).get("versions", []) if v.get("storage")],
+        }
     elif rt.kind == "Secret":
         obj.setdefault("type", "Opaque")
         string_data = obj.pop("stringData", None) or {}

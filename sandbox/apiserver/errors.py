@@ -86,8 +86,14 @@ def conflict(rt: ResourceType, name: str) -> ApiError:
     )
 
 
-def invalid(rt: ResourceType, name: str, causes: list[tuple[str, str, str]]) -> ApiError:
-    """422 Invalid; causes are (reason, field, message-after-field)."""
+def invalid(
+    rt: ResourceType, name: str, causes: list[tuple[str, str, str]], *, use_resource: bool = False
+) -> ApiError:
+    """422 Invalid; causes are (reason, field, message-after-field).
+
+    Strategy validation names the Kind (`Deployment.apps`); the generic store's own checks
+    name the resource (`backups.velero.io`), and so does this with use_resource.
+    """
     parts = [f"{field}: {msg}" if field else msg for _, field, msg in causes]
     joined = parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
     details = _details(rt, name)
@@ -96,6 +102,8 @@ def invalid(rt: ResourceType, name: str, causes: list[tuple[str, str, str]]) -> 
         {"reason": reason, "message": msg, "field": field} for reason, field, msg in causes
     ]
     kind_group = f"{rt.kind}.{rt.group}" if rt.group else rt.kind
+    if use_resource:
+        kind_group = rt.qualified
     return ApiError(
         status_body(422, "Invalid", f'{kind_group} "{name}" is invalid: {joined}', details)
     )

@@ -9,6 +9,7 @@ connection, so hundreds of watches and requests run at once. Every answer is JSO
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import queue
@@ -668,10 +669,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self.abort = True
         if self.abort:
             self.close_connection = True
-            try:
+            with contextlib.suppress(OSError):
                 self.connection.shutdown(2)
-            except OSError:
-                pass
             return
         self._end_stream()
 

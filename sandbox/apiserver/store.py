@@ -209,7 +209,7 @@ class Store:
                 raise errors.already_exists(rt, name)
             if dry_run:
                 return obj
-            m["resourceVersion"] = str(self._next_rv())
+            meta(obj)["resourceVersion"] = str(self._next_rv())
             self._commit(rt, (namespace, name), obj, None, "ADDED")
             return obj
 
@@ -245,6 +245,7 @@ class Store:
                             "Invalid value: 0x0: must be specified for an update",
                         )
                     ],
+                    use_resource=True,
                 )
             if rv and rv != old["metadata"]["resourceVersion"]:
                 raise errors.conflict(rt, name)
@@ -347,7 +348,7 @@ class Store:
                 raise errors.conflict(rt, name)
             if dry_run:
                 return old, not om.get("finalizers")
-            policy = propagation or ("Orphan" if rt.kind in () else "Background")
+            policy = propagation or "Background"
             if rt.kind == "Namespace":
                 return self._delete_namespace(rt, old)
             if policy == "Orphan":
