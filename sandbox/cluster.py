@@ -119,7 +119,11 @@ class SandboxCluster:
             if self._seed:
                 load_objects(self.store, seed_module.enterprise_rag_seed())
         self.controllers = self._make_controllers()
+        saved = getattr(self, "_pending_controller_state", {})
         for c in self.controllers:
+            load = getattr(c, "load", None)
+            if load is not None and type(c).__name__ in saved:
+                load(saved[type(c).__name__])
             c.start()
         self.server.start()
         return self

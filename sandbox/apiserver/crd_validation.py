@@ -1,23 +1,18 @@
-"""Validate and prune custom objects against their CRD the way kube-apiserver does.
+"""Validate and prune custom objects against their CRD the way kube-apiserver 1.36 does.
 
-Why hand-written: people and clients read the 422 text, and jsonschema words it differently. This
-re-implements the part of the real chain the bundled CRDs need, read from Kubernetes 1.36
-(k8s.io/apiextensions-apiserver v0.36.0, k8s.io/kube-openapi 43fb72c5454a):
-
-* kube-openapi pkg/validation/validate (schema.go, type.go, validator.go, object_validator.go,
-  slice_validator.go, values.go, formats.go) and pkg/validation/errors/schema.go: which checks
-  run, in which order, with the ``<path> in body must be of type ...`` texts;
-* apiextensions-apiserver pkg/apiserver/validation/validation.go: kubeOpenAPIResultToFieldErrors
-  (Required -> "Required value", enum -> NotSupported, maxLength -> TooLong, maxItems -> TooMany,
-  type -> TypeInvalid, the rest -> Invalid with the kube-openapi text) and
-  ConvertJSONSchemaPropsWithPostProcess (int-or-string is type [integer, string]); formats.go
-  (unsupported formats are ignored); pkg/registry/customresource/validator.go (type meta, then
-  ObjectMeta, then the schema); customresource_handler.go unstructuredSchemaCoercer.apply with
-  schema/pruning/algorithm.go and schema/defaulting/prunenulls.go (pruning).
-
-Field errors, ObjectMeta checks and the Status body live in field_errors.py. Before 1.36 the
-"Checked value must be of type ..." number-format error did not exist. Go iterates maps randomly,
-so the apiserver's order among sibling fields varies; here it is sorted.
+Why hand-written: people and clients read the 422 text, and jsonschema words it differently.
+Sources (apiextensions-apiserver v0.36.0, kube-openapi 43fb72c5454a): kube-openapi
+pkg/validation/validate (schema.go: validator order; type.go, validator.go, object_validator.go,
+slice_validator.go, values.go, formats.go) and pkg/validation/errors/schema.go (the "<path> in
+body ..." texts); apiextensions-apiserver pkg/apiserver/validation/validation.go
+(kubeOpenAPIResultToFieldErrors, ConvertJSONSchemaPropsWithPostProcess: int-or-string is type
+[integer, string]), formats.go (unsupported formats ignored), pkg/registry/customresource/
+validator.go (type meta, ObjectMeta, then schema), customresource_handler.go
+unstructuredSchemaCoercer.apply + schema/pruning + schema/defaulting/prunenulls.go (pruning).
+Checked against the real v0.36.0 code (a Go harness); differences: Go's random map order among
+sibling fields (sorted here), invalid regex patterns are described by Python's re, no
+multipleOf/uniqueItems/minProperties/allOf/oneOf/not, embedded resources' metadata not coerced.
+Before 1.36 the "Checked value must be of type ..." number-format error did not exist.
 """
 
 from __future__ import annotations

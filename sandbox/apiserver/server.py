@@ -277,7 +277,7 @@ class _Handler(BaseHTTPRequestHandler):
         if route is None:
             raise errors.path_not_found()
         verb = self._verb(method, route, query)
-        self._authorize(user, verb, route, path)
+        self._authorize(user, verb, route, path, query)
         handler = getattr(self, f"_verb_{verb}")
         handler(route, query)
 
@@ -346,10 +346,17 @@ class _Handler(BaseHTTPRequestHandler):
             "DELETE": "delete" if route.name else "deletecollection",
         }[method]
 
-    def _authorize(self, user: UserInfo, verb: str, route: Route, path: str) -> None:
+    def _authorize(
+        self, user: UserInfo, verb: str, route: Route, path: str, query: dict[str, str]
+    ) -> None:
         authorizer = self.api.authorizer
         if authorizer is None or "system:masters" in user.groups:
             return
+        name = route.name
+        if verb in ("list", "watch"):
+            # RequestInfoFactory: a list/watch pinned by fieldSelector metadata.name is
+            # authorized (and refused) as a request for that name.
+            name = _selected_name(query.get("fieldSelector", "")) or name
         attrs = RequestAttributes(
             user=user,
             verb=verb,
@@ -357,14 +364,14 @@ class _Handler(BaseHTTPRequestHandler):
             resource=route.rt.plural,
             subresource=route.subresource,
             namespace=route.namespace or "",
-            name=route.name,
+            name=name,
             resource_request=True,
             path=path,
         )
-        if authorizer(attrs) is not None:
-            raise errors.forbidden(
-                forbidden_message(attrs, route.rt.qualified), route.rt, route.name
-            )
+        reason = authorizer(attrs)
+        if reason is not None:
+            message = forbidden_message(attrs, route.rt.qualified)
+            raise errors.forbidden(f"{message}: {reason}" if reason else message, route.rt, name)
 
     # ----- verbs -------------------------------------------------------------------------
 
@@ -690,3 +697,14 @@ class _Handler(BaseHTTPRequestHandler):
 
 def _raise(exc: Exception) -> Any:
     raise exc
+
+
+def _selected_name(field_selector: str) -> str:
+    """The name a fieldSelector pins with `metadata.name=` (fields.RequiresExactMatch)."""
+    for term in field_selector.split(","):
+        key, sep, value = term.partition("==") if "==" in term else term.partition("=")
+        if sep and not key.endswith("!") and key.strip() == "metadata.name":
+            value = value.strip()
+            if value not in (".", "..") and "/" not in value and "%" not in value:
+                return value
+    return ""
