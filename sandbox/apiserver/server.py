@@ -13,6 +13,8 @@ import contextlib
 import json
 import logging
 import queue
+import select
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -151,6 +153,16 @@ class _Handler(BaseHTTPRequestHandler):
         if not raw:
             return None
         ctype = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip()
+        if ctype in ("application/vnd.kubernetes.protobuf", "application/cbor"):
+            # A real apiserver decodes these; the sandbox speaks JSON and YAML only.
+            raise errors.ApiError(
+                errors.status_body(
+                    415,
+                    "UnsupportedMediaType",
+                    "the body of the request was in an unknown format - accepted media types "
+                    f'include: application/json, application/yaml (got "{ctype}")',
+                )
+            )
         if ctype == APPLY_PATCH or ctype.endswith("yaml"):
             import yaml
 
@@ -392,14 +404,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _verb_get(self, route: Route, query: dict[str, str]) -> None:
         obj = self.api.store.get(route.rt, route.namespace or "", route.name)
-        if tables.wants_table(self.headers.get("Accept", "")):
+        table_opts = tables.options(self.headers.get("Accept", ""), query)
+        if table_opts is not None:
             meta = {"resourceVersion": obj["metadata"].get("resourceVersion", "")}
-            self._send_json(
-                200,
-                tables.table(
-                    route.rt, [obj], meta, include_object=query.get("includeObject", "Metadata")
-                ),
-            )
+            self._send_json(200, tables.table(route.rt, [obj], meta, table_opts))
             return
         self._send_json(200, obj)
 
@@ -425,13 +433,9 @@ class _Handler(BaseHTTPRequestHandler):
             meta["continue"] = base64.urlsafe_b64encode(token.encode()).decode()
             if not query.get("labelSelector") and not query.get("fieldSelector"):
                 meta["remainingItemCount"] = remaining
-        if tables.wants_table(self.headers.get("Accept", "")):
-            self._send_json(
-                200,
-                tables.table(
-                    route.rt, items, meta, include_object=query.get("includeObject", "Metadata")
-                ),
-            )
+        table_opts = tables.options(self.headers.get("Accept", ""), query)
+        if table_opts is not None:
+            self._send_json(200, tables.table(route.rt, items, meta, table_opts))
             return
         body = {
             "kind": route.rt.list_kind,
@@ -629,7 +633,7 @@ class _Handler(BaseHTTPRequestHandler):
         with api._lock:
             api._open_watches.add(self)
         try:
-            self._stream(route, watcher, time.monotonic() + timeout, bookmarks)
+            self._stream(route, watcher, time.monotonic() + timeout, bookmarks, query)
         finally:
             with api._lock:
                 api._open_watches.discard(self)
@@ -652,11 +656,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
-    def _stream(self, route: Route, watcher: Any, deadline: float, bookmarks: bool) -> None:
+    def _stream(
+        self, route: Route, watcher: Any, deadline: float, bookmarks: bool, query: dict[str, str]
+    ) -> None:
         api = self.api
-        as_table = tables.wants_table(self.headers.get("Accept", ""))
+        table_opts = tables.options(self.headers.get("Accept", ""), query)
         self._start_stream()
         sent = 0
+        headers_sent = False  # a Table watch carries column definitions once (NoHeaders)
         next_bookmark = time.monotonic() + api.bookmark_interval
         drop_after = api.faults.get().watch_drop_after_events
         while not self.abort:
@@ -667,16 +674,23 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 item = watcher.events.get(timeout=max(0.0, min(wait, 1.0)))
             except queue.Empty:
+                if _peer_closed(self.connection):
+                    # The client went away (Watch.stop, a killed process): free the watcher
+                    # now rather than at the next event or after max_watch_seconds.
+                    self.close_connection = True
+                    return
                 if bookmarks and time.monotonic() >= next_bookmark:
-                    self._bookmark(route)
+                    self._bookmark(route, table_opts, headers_sent)
+                    headers_sent = True
                     next_bookmark = time.monotonic() + api.bookmark_interval
                 continue
             if item is None or self.abort:
                 break
             etype, obj = item
-            if as_table:
+            if table_opts is not None:
                 meta = {"resourceVersion": obj["metadata"].get("resourceVersion", "")}
-                obj = tables.table(route.rt, [obj], meta, with_columns=sent == 0)
+                obj = tables.table(route.rt, [obj], meta, table_opts, no_headers=headers_sent)
+                headers_sent = True
             self._chunk({"type": etype, "object": obj})
             sent += 1
             if drop_after and sent >= drop_after:
@@ -688,22 +702,31 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._end_stream()
 
-    def _bookmark(self, route: Route) -> None:
+    def _bookmark(self, route: Route, table_opts: Any = None, no_headers: bool = False) -> None:
         rv = str(self.api.store.resource_version)
-        self._chunk(
-            {
-                "type": "BOOKMARK",
-                "object": {
-                    "kind": route.rt.kind,
-                    "apiVersion": route.rt.api_version,
-                    "metadata": {"resourceVersion": rv},
-                },
-            }
-        )
+        obj: dict[str, Any] = {
+            "kind": route.rt.kind,
+            "apiVersion": route.rt.api_version,
+            "metadata": {"resourceVersion": rv},
+        }
+        if table_opts is not None:  # the apiserver converts bookmarks like any object
+            obj = tables.table(
+                route.rt, [obj], {"resourceVersion": rv}, table_opts, no_headers=no_headers
+            )
+        self._chunk({"type": "BOOKMARK", "object": obj})
 
 
 def _raise(exc: Exception) -> Any:
     raise exc
+
+
+def _peer_closed(sock: socket.socket) -> bool:
+    """True when the client closed its end: the socket is readable with nothing to read."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+    except (OSError, ValueError):
+        return True
 
 
 def _selected_name(field_selector: str) -> str:

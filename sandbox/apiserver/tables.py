@@ -1,107 +1,122 @@
-"""Server-side printing: `meta.k8s.io/v1 Table` answers for `kubectl get`.
+"""Server-side printing: `meta.k8s.io Table` answers for `kubectl get` and `get -w`.
 
-kubectl asks for Tables (`Accept: application/json;as=Table;g=meta.k8s.io;v=v1`) and
-prints whatever columns the server defines, so the familiar `NAME READY STATUS` view of
-pods and the printer columns of CRDs come from here.
+kubectl asks for Tables (`Accept: application/json;as=Table;v=v1;g=meta.k8s.io,...`)
+and prints whatever columns the server defines, so this is where `kubectl get` output
+comes from. It follows k8s.io/apiserver's endpoint handlers: content negotiation of the
+Table media type, `includeObject` (`Metadata` by default: rows carry a
+PartialObjectMetadata; `Object`; `None`), list metadata copied onto the Table, and on a
+watch the column definitions only in the first event (later ones carry
+`"columnDefinitions": null`, as the apiserver's NoHeaders option does). Rows come from
+the built-in printers (printers.py, kind_printers.py) or, for custom resources, from the
+CRD's additionalPrinterColumns with apiextensions' default `Age` column, evaluated the
+way its tableconvertor does.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from .objects import get_path, parse_rfc3339
+from . import errors
+from .kind_printers import builtin_cells, builtin_columns
+from .objects import parse_rfc3339
+from .printers import CREATED_DESC, NAME, col, human_duration, pod_conditions
 from .resources import ResourceType
+
+_TABLE_VERSIONS = ("v1", "v1beta1")
+_INCLUDE = ("Metadata", "Object", "None")
+
+
+@dataclass(frozen=True)
+class TableOptions:
+    """A negotiated Table answer: meta.k8s.io version and what each row carries."""
+
+    version: str = "v1"
+    include_object: str = "Metadata"
+
+    @property
+    def api_version(self) -> str:
+        return f"meta.k8s.io/{self.version}"
+
+
+def _media_types(accept: str) -> list[tuple[str, dict[str, str]]]:
+    """Accept clauses in preference order (q-value, then the client's order)."""
+    clauses: list[tuple[float, int, str, dict[str, str]]] = []
+    for index, clause in enumerate(filter(None, (c.strip() for c in (accept or "").split(",")))):
+        kind, *raw = (p.strip() for p in clause.split(";"))
+        params = {}
+        for p in raw:
+            key, _, value = p.partition("=")
+            params[key.strip().lower()] = value.strip()
+        try:
+            q = float(params.pop("q", "1"))
+        except ValueError:
+            q = 1.0
+        if q > 0:
+            clauses.append((-q, index, kind.lower(), params))
+    return [(kind, params) for _, _, kind, params in sorted(clauses)]
+
+
+def negotiate(accept: str) -> str | None:
+    """The Table version the client prefers, or None when plain JSON wins (or is all)."""
+    for kind, params in _media_types(accept):
+        if kind not in ("application/json", "application/*", "*/*"):
+            continue
+        target = params.get("as")
+        if not target:
+            return None
+        if target == "Table" and params.get("g") == "meta.k8s.io" and params.get("v") in _TABLE_VERSIONS:
+            return params["v"]
+    return None
 
 
 def wants_table(accept: str) -> bool:
-    return "as=Table" in (accept or "")
+    return negotiate(accept) is not None
 
 
-def _age(ts: str | None, now: float) -> str:
-    if not ts:
-        return "<unknown>"
-    secs = max(0, int(now - parse_rfc3339(ts)))
-    if secs < 120:
-        return f"{secs}s"
-    if secs < 3600 * 2:
-        return f"{secs // 60}m"
-    if secs < 86400 * 2:
-        return f"{secs // 3600}h"
-    return f"{secs // 86400}d"
-
-
-def _col(name: str, typ: str = "string", fmt: str = "", priority: int = 0) -> dict[str, Any]:
-    return {"name": name, "type": typ, "format": fmt, "description": name, "priority": priority}
-
-
-def _pod_cells(obj: dict[str, Any]) -> list[Any]:
-    spec = obj.get("spec") or {}
-    status = obj.get("status") or {}
-    total = len(spec.get("containers") or [])
-    statuses = status.get("containerStatuses") or []
-    ready = sum(1 for c in statuses if c.get("ready"))
-    restarts = sum(int(c.get("restartCount", 0)) for c in statuses)
-    phase = status.get("phase", "Pending")
-    if (obj.get("metadata") or {}).get("deletionTimestamp"):
-        phase = "Terminating"
-    return [f"{ready}/{total}", phase, restarts]
-
-
-def _workload_cells(obj: dict[str, Any]) -> list[Any]:
-    spec = obj.get("spec") or {}
-    status = obj.get("status") or {}
-    return [f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 0)}"]
+def options(accept: str, query: Mapping[str, str]) -> TableOptions | None:
+    """Table options for a request (400 on a bad includeObject), None for plain JSON."""
+    version = negotiate(accept)
+    if version is None:
+        return None
+    include = query.get("includeObject", "")
+    if include not in ("", *_INCLUDE):
+        raise errors.bad_request(
+            "Unable to convert to Table as requested: includeObject: Invalid value: "
+            f"{json.dumps(include)}: must be 'Metadata', 'Object', 'None', or empty"
+        )
+    return TableOptions(version, include or "Metadata")
 
 
 def columns_for(rt: ResourceType) -> list[dict[str, Any]]:
-    cols = [_col("Name", fmt="name")]
-    if rt.kind == "Pod":
-        cols += [_col("Ready"), _col("Status"), _col("Restarts", "integer")]
-    elif rt.kind in ("Deployment", "StatefulSet", "ReplicaSet"):
-        cols += [_col("Ready")]
-    elif rt.kind == "PersistentVolumeClaim":
-        cols += [_col("Status"), _col("Volume")]
-    elif rt.kind == "Namespace":
-        cols += [_col("Status")]
-    for pc in rt.printer_columns:
-        if pc.get("name", "").lower() != "age":
-            cols.append(
-                _col(
-                    pc["name"],
-                    pc.get("type", "string"),
-                    pc.get("format", ""),
-                    pc.get("priority", 0),
-                )
-            )
-    if rt.group == "velero.io" and rt.kind in ("Backup", "Restore") and not rt.printer_columns:
-        cols += [_col("Status")]
-    cols.append(_col("Age", "date"))
+    if not rt.is_crd:
+        return builtin_columns(rt.group, rt.kind)
+    cols = [NAME]
+    for pc in _printer_columns(rt):
+        path = pc.get("jsonPath", "")
+        desc = pc.get("description") or f"Custom resource definition column (in JSONPath format): {path}"
+        cols.append(col(pc.get("name", ""), pc.get("type", "string"), desc, int(pc.get("priority", 0)), pc.get("format", "")))
     return cols
 
 
-def cells_for(rt: ResourceType, obj: dict[str, Any], now: float) -> list[Any]:
-    m = obj.get("metadata") or {}
-    cells: list[Any] = [m.get("name", "")]
-    if rt.kind == "Pod":
-        cells += _pod_cells(obj)
-    elif rt.kind in ("Deployment", "StatefulSet", "ReplicaSet"):
-        cells += _workload_cells(obj)
-    elif rt.kind == "PersistentVolumeClaim":
-        cells += [
-            get_path(obj, "status.phase") or "Pending",
-            get_path(obj, "spec.volumeName") or "",
-        ]
-    elif rt.kind == "Namespace":
-        cells += [get_path(obj, "status.phase") or "Active"]
-    for pc in rt.printer_columns:
-        if pc.get("name", "").lower() != "age":
-            path = str(pc.get("jsonPath", "")).lstrip(".")
-            value = get_path(obj, path)
-            cells.append("" if value is None else value)
-    if rt.group == "velero.io" and rt.kind in ("Backup", "Restore") and not rt.printer_columns:
-        cells.append(get_path(obj, "status.phase") or "")
-    cells.append(_age(m.get("creationTimestamp"), now))
+def _printer_columns(rt: ResourceType) -> tuple[Mapping[str, Any], ...]:
+    """serveDefaultColumnsIfEmpty: a CRD without printer columns shows an Age column."""
+    if rt.printer_columns:
+        return rt.printer_columns
+    return ({"name": "Age", "type": "date", "description": CREATED_DESC, "jsonPath": ".metadata.creationTimestamp"},)
+
+
+def cells_for(rt: ResourceType, obj: Mapping[str, Any], now: float) -> list[Any]:
+    if not rt.is_crd:
+        return builtin_cells(rt.group, rt.kind, obj, now)
+    cells: list[Any] = [(obj.get("metadata") or {}).get("name", "")]
+    for pc in _printer_columns(rt):
+        found = jsonpath_first(obj, str(pc.get("jsonPath", "")))
+        cells.append(None if found is _MISSING else _cell(str(pc.get("type", "string")), found, now))
     return cells
 
 
@@ -109,29 +124,100 @@ def table(
     rt: ResourceType,
     items: list[dict[str, Any]],
     list_meta: dict[str, Any],
+    opts: TableOptions | None = None,
     *,
-    include_object: str = "Metadata",
+    no_headers: bool = False,
     now: float | None = None,
-    with_columns: bool = True,
 ) -> dict[str, Any]:
+    """The Table for items (one object for a GET or a watch event, all for a LIST)."""
+    opts = opts or TableOptions()
     now = time.time() if now is None else now
     rows = []
     for obj in items:
         row: dict[str, Any] = {"cells": cells_for(rt, obj, now)}
-        if include_object == "Object":
+        if rt.kind == "Pod" and not rt.group and (conditions := pod_conditions(obj)):
+            row["conditions"] = conditions
+        if opts.include_object == "Object":
             row["object"] = obj
-        elif include_object != "None":
+        elif opts.include_object == "None":
+            row["object"] = None
+        else:
             row["object"] = {
                 "kind": "PartialObjectMetadata",
-                "apiVersion": "meta.k8s.io/v1",
+                "apiVersion": opts.api_version,
                 "metadata": obj.get("metadata") or {},
             }
         rows.append(row)
-    out: dict[str, Any] = {
+    return {
         "kind": "Table",
-        "apiVersion": "meta.k8s.io/v1",
+        "apiVersion": opts.api_version,
         "metadata": list_meta,
-        "columnDefinitions": columns_for(rt) if with_columns else [],
+        "columnDefinitions": None if no_headers else columns_for(rt),
         "rows": rows,
     }
-    return out
+
+
+# ----- CRD cells: apiextensions tableconvertor + client-go jsonpath ----------------------
+
+_MISSING = object()
+_STEP = re.compile(r"\.([^.\[]+)|\[(\*|-?\d+)\]|\[\?\(@\.([\w.]+)\s*(==|!=)\s*['\"]([^'\"]*)['\"]\)\]")
+
+
+def jsonpath_first(obj: Any, path: str) -> Any:
+    """First result of a simple JSONPath (`.a.b`, `[0]`, `[*]`, `[?(@.type=="Ready")]`)."""
+    current = [obj]
+    pos = 1 if path.startswith("$") else 0
+    while pos < len(path):
+        m = _STEP.match(path, pos)
+        if m is None:
+            return _MISSING
+        pos = m.end()
+        field, index, key, op, value = m.groups()
+        nxt: list[Any] = []
+        for node in current:
+            if field is not None and isinstance(node, dict) and field in node:
+                nxt.append(node[field])
+            elif index == "*" and isinstance(node, list | dict):
+                nxt.extend(node if isinstance(node, list) else node.values())
+            elif index not in (None, "*") and isinstance(node, list) and -len(node) <= int(index) < len(node):
+                nxt.append(node[int(index)])
+            elif key is not None and isinstance(node, list):
+                for item in node:
+                    got = jsonpath_first(item, "." + key)
+                    if (got is not _MISSING and str(got) == value) == (op == "=="):
+                        nxt.append(item)
+        current = nxt
+    return current[0] if current else _MISSING
+
+
+def _text(value: Any) -> str:
+    """jsonpath PrintResults: JSON for maps and lists, Go's %v for scalars."""
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"), sort_keys=True)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
+        return str(int(value))
+    return "<nil>" if value is None else str(value)
+
+
+def _cell(typ: str, value: Any, now: float) -> Any:
+    """cellForJSONValue (strings go through jsonpath's printer)."""
+    if typ == "string":
+        return _text(value)
+    if value is None:
+        return None
+    if typ == "integer" and isinstance(value, int | float) and not isinstance(value, bool):
+        return int(value)
+    if typ == "number" and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if typ == "boolean" and isinstance(value, bool):
+        return value
+    if typ == "date" and isinstance(value, str):
+        if not value:
+            return "<unknown>"
+        try:
+            return human_duration(now - parse_rfc3339(value))
+        except ValueError:
+            return "<invalid>"
+    return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bin", type=Path, help="bin dir (default: run tests/upstream/build.sh)")
     a = ap.parse_args(argv)
 
+    def _interrupt(*_):
+        raise KeyboardInterrupt
+
+    # SIGTERM (CI) and SIGINT (Ctrl-C, even if inherited as ignored) both stop everything
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     bindir = a.bin or build()
     d = (a.dir or Path(tempfile.mkdtemp(prefix="ragbot-upstream-"))).resolve()
     t0 = time.monotonic()
