@@ -55,6 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # urllib3 logs each connection retry as a WARNING; the failure itself reaches the
+        # user as the one error line, so keep stderr to that line.
+        logging.getLogger("urllib3").setLevel(logging.ERROR)
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help(sys.stderr)

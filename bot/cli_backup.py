@@ -144,8 +144,8 @@ def _bar(s: BackupSummary, width: int = 24) -> str:
     return "[" + "#" * filled + "-" * (width - filled) + "]"
 
 
-def _counts(s: BackupSummary) -> str:
-    parts = [s.phase or "New"]
+def _counts(s: BackupSummary, *, phase: bool = True) -> str:
+    parts = [s.phase or "New"] if phase else []
     if s.progress_text:
         parts.append(f"items {s.progress_text}")
     if s.csi_text:
@@ -183,7 +183,9 @@ def cmd_backup_now(args: argparse.Namespace) -> int:
     finally:
         cluster.close()
     s = summarize(final)
-    sys.stdout.write(f"backup {name} {s.phase}: {_counts(s)}\n")
+    elapsed = s.elapsed()
+    took = f" in {elapsed:.0f}s" if elapsed is not None else ""
+    sys.stdout.write(f"backup {name} {s.phase}{took}: {_counts(s, phase=False) or 'no items'}\n")
     if not s.succeeded:
         why = s.failure_reason or "; ".join(s.validation_errors) or "see its Velero logs"
         raise CliError(f"backup {name} ended {s.phase}: {why} (`ragbot backup describe {name}`)")

@@ -131,6 +131,7 @@ def from_kubeconfig(path: str | Path | None = None, *, context: str | None = Non
     except (ConfigException, OSError, TypeError, ValueError) as exc:
         where = str(path) if path else "the default kubeconfig"
         raise ClusterError(f"cannot load kubeconfig {where}: {exc}") from None
+    cfg.retries = 0  # Cluster.call retries with backoff; urllib3's own would multiply it
     return Cluster(kclient.ApiClient(cfg), source=str(path or "kubeconfig"))
 
 
@@ -140,6 +141,7 @@ def in_cluster() -> Cluster:
         kconfig.load_incluster_config(client_configuration=cfg)
     except ConfigException as exc:
         raise ClusterError(f"not running in a cluster and no kubeconfig given: {exc}") from None
+    cfg.retries = 0
     return Cluster(kclient.ApiClient(cfg), source="in-cluster service account")
 
 

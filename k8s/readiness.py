@@ -57,9 +57,10 @@ class Readiness:
     def problems(self) -> tuple[str, ...]:
         return tuple(p for n in self.namespaces for p in n.problems)
 
-    def summary(self) -> str:
+    def summary(self, total: int | None = None) -> str:
+        """`5/8 namespaces ready: <first problems>`; `total` counts namespaces not judged yet."""
         done = sum(1 for n in self.namespaces if n.ready)
-        text = f"{done}/{len(self.namespaces)} namespaces ready"
+        text = f"{done}/{total or len(self.namespaces)} namespaces ready"
         if self.problems:
             more = len(self.problems) - 3
             text += ": " + "; ".join(self.problems[:3]) + (f"; and {more} more" if more > 0 else "")
@@ -137,10 +138,13 @@ def wait_ready(
     *,
     skip_empty: Iterable[str] = (),
     timeout: float,
-    on_change: Callable[[Readiness], None] | None = None,
+    on_change: Callable[[Readiness, int], None] | None = None,
     stop: Callable[[], bool] | None = None,
 ) -> Readiness:
-    """Wait by watch until `evaluate` holds for every namespace; Timeout names what is not."""
+    """Wait by watch until `evaluate` holds for every namespace; Timeout names what is not.
+
+    on_change gets the verdicts so far and the number of namespaces to judge.
+    """
     lenient = set(skip_empty)
     deadline = cluster.monotonic() + timeout
     state: dict[str, NamespaceReadiness] = {}
@@ -148,14 +152,14 @@ def wait_ready(
 
     def report() -> None:
         if on_change is not None:
-            on_change(Readiness(tuple(state[ns] for ns in everyone if ns in state)))
+            on_change(Readiness(tuple(state[ns] for ns in everyone if ns in state)), len(everyone))
 
     while True:
         for ns in everyone:
             remaining = deadline - cluster.monotonic()
             if remaining <= 0:
                 raise Timeout(f"application not ready after {timeout:.0f}s: "
-                              f"{Readiness(tuple(state.values())).summary()}")  # fmt: skip
+                              f"{Readiness(tuple(state.values())).summary(len(everyone))}")  # fmt: skip
             _wait_namespace_exists(cluster, ns, remaining, stop)
 
             def judge(view: Collection, ns: str = ns) -> NamespaceReadiness | None:
@@ -170,7 +174,7 @@ def wait_ready(
                          what=f"pods in {ns} to be ready", stop=stop)  # fmt: skip
             except Timeout:
                 raise Timeout(f"application not ready after {timeout:.0f}s: "
-                              f"{Readiness(tuple(state.values())).summary()}") from None  # fmt: skip
+                              f"{Readiness(tuple(state.values())).summary(len(everyone))}") from None  # fmt: skip
         final = check_ready(cluster, everyone, lenient)
         for verdict in final.namespaces:
             state[verdict.namespace] = verdict

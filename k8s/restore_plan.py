@@ -20,6 +20,7 @@ JSON form stored in the record and printed by `ragbot restore plan -o json`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -368,9 +369,7 @@ def build_plan(cluster: Cluster, cfg: Config, backup: Mapping[str, Any]) -> Rest
 
 def plan_to_dict(plan: RestorePlan) -> dict[str, Any]:
     """JSON-ready form (stored in the record, printed by `-o json`)."""
-    out = asdict(plan)
-    for step in out["steps"]:
-        step["params"] = dict(step["params"])
+    out: dict[str, Any] = json.loads(json.dumps(asdict(plan)))  # tuples become lists
     return out
 
 

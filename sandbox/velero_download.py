@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from .apiserver.objects import parse_rfc3339
 from .velero_common import DOWNLOAD_URL_TTL, stamp
@@ -47,7 +47,7 @@ class DownloadServer:
         self.clock = clock
         self._signed: dict[str, tuple[str, str, str, float]] = {}  # sig -> bsl, bucket, key, expiry
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.daemon_threads = True
         self._httpd.download = self  # type: ignore[attr-defined]
         self._thread: threading.Thread | None = None
@@ -59,12 +59,15 @@ class DownloadServer:
 
     def start(self) -> None:
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name="velero-download", daemon=True
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+            name="velero-download", daemon=True,
         )
         self._thread.start()
 
     def stop(self) -> None:
-        self._httpd.shutdown()
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread = None
         self._httpd.server_close()
 
     def sign(self, bsl: str, bucket: str, key: str, ttl: float = DOWNLOAD_URL_TTL) -> str:
@@ -101,6 +104,13 @@ class DownloadServer:
         return 200, "", data
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("download server: connection from %s ended abruptly", client_address)
+
+
 def _s3_error(code: str, message: str) -> bytes:
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -118,8 +128,6 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         server: DownloadServer = self.server.download  # type: ignore[attr-defined]
         parts = urlsplit(self.path)
-        from urllib.parse import unquote
-
         code, error, body = server.lookup(unquote(parts.path), parts.query)
         self.send_response(code)
         self.send_header(
@@ -155,10 +163,9 @@ def reconcile_download_request(sim: VeleroSimulator, name: str) -> None:
         return
     target = (obj.get("spec") or {}).get("target") or {}
     kind, target_name = target.get("kind", ""), target.get("name", "")
-    if expiration and status.get("phase") in (None, ""):
-        # Already answered "not found" once: Velero only looks again on a new event.
-        if sim.get(sim.rt("backups"), _backup_of(sim, kind, target_name) or "") is None:
-            return
+    # Already answered "not found" once: Velero only looks again on a new event.
+    if expiration and sim.get(sim.rt("backups"), _backup_of(sim, kind, target_name) or "") is None:
+        return
 
     def expire_only(cur: dict[str, Any]) -> None:
         cur.setdefault("status", {})["expiration"] = stamp(now + DOWNLOAD_URL_TTL)

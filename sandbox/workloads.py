@@ -174,6 +174,7 @@ class WorkloadController:
     # ----- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> None:
+        """Create the node, remember GMC's model servers, start watching (once only)."""
         if self._threads:
             return
         ensure_node(self.kube)
@@ -217,6 +218,11 @@ class WorkloadController:
         alive = [t.name for t in self._threads if t.is_alive()]
         if alive:
             log.warning("workload controller threads still running after stop: %s", alive)
+
+    @property
+    def threads(self) -> tuple[threading.Thread, ...]:
+        """The watch pumps and the worker (for health checks and tests)."""
+        return tuple(self._threads)
 
     def dump(self) -> dict[str, Any]:
         """Controller state for a sandbox snapshot; `load` takes it back before `start`.

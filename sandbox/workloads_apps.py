@@ -74,41 +74,50 @@ class DeploymentController:
         spec = deploy.get("spec") or {}
         replicas = int(spec.get("replicas", 1))
         owned = self.kube.owned(k.replicasets, deploy)
+        owned += self.kube.adopt(k.replicasets, deploy, k.deployments)
         rs_name = f"{name}-{template_hash(spec.get('template') or {})}"
         new_rs = next((rs for rs in owned if rs["metadata"]["name"] == rs_name), None)
-        if new_rs is None and not spec.get("paused"):
+        if new_rs is None and spec.get("paused"):
+            self._write_status(deploy, None, replicas)  # a paused rollout does not start
+            return None
+        if new_rs is None:
             new_rs = self._new_replicaset(deploy, rs_name, owned)
             if new_rs is None:
                 return None
             owned.append(new_rs)
+        else:
+            new_rs = self._newest_revision(new_rs, owned)
         for rs in owned:
-            want = replicas if rs is new_rs else 0
+            want = replicas if rs["metadata"]["name"] == rs_name else 0
             if int((rs.get("spec") or {}).get("replicas", 1)) != want:
                 self._scale(rs, want, replicas)
         self._prune_history(deploy, owned, new_rs)
-        if new_rs is not None:
-            revision = str(_revision(new_rs))
-            if _revision(deploy) != int(revision):
+        revision = str(_revision(new_rs))
+        if _revision(deploy) != int(revision):
 
-                def annotate(obj: Obj) -> None:
-                    obj["metadata"].setdefault("annotations", {})[_REVISION] = revision
+            def annotate(obj: Obj) -> None:
+                obj["metadata"].setdefault("annotations", {})[_REVISION] = revision
 
-                self.kube.update(k.deployments, deploy, annotate)
+            self.kube.update(k.deployments, deploy, annotate)
         self._write_status(deploy, new_rs, replicas)
         return None
+
+    def _newest_revision(self, new_rs: Obj, owned: list[Obj]) -> Obj:
+        """A rollback reuses an old set: it becomes the newest revision again, as in k8s."""
+        top = max((_revision(rs) for rs in owned if rs is not new_rs), default=0)
+        if _revision(new_rs) > top:
+            return new_rs
+
+        def bump(obj: Obj) -> None:
+            obj["metadata"].setdefault("annotations", {})[_REVISION] = str(top + 1)
+
+        return self.kube.update(self.kube.kinds.replicasets, new_rs, bump) or new_rs
 
     def _new_replicaset(self, deploy: Obj, rs_name: str, owned: list[Obj]) -> Obj | None:
         k = self.kube.kinds
         ns = deploy["metadata"]["namespace"]
-        existing = self.kube.get(k.replicasets, ns, rs_name)
-        if existing is not None:
-            if existing["metadata"].get("ownerReferences"):
-                return None  # someone else's set of that name: leave it alone, like k8s
-
-            def adopt(obj: Obj) -> None:
-                obj["metadata"]["ownerReferences"] = [owner_reference(deploy)]
-
-            return self.kube.update(k.replicasets, existing, adopt)
+        if self.kube.get(k.replicasets, ns, rs_name) is not None:
+            return None  # another owner's set of that name (orphans were adopted above)
         spec = deploy.get("spec") or {}
         pod_hash = rs_name.rsplit("-", 1)[1]
         template = clone(spec.get("template") or {})
@@ -151,13 +160,13 @@ class DeploymentController:
 
         self.kube.update(self.kube.kinds.replicasets, rs, scale)
 
-    def _prune_history(self, deploy: Obj, owned: list[Obj], new_rs: Obj | None) -> None:
+    def _prune_history(self, deploy: Obj, owned: list[Obj], new_rs: Obj) -> None:
         """Delete drained old sets beyond spec.revisionHistoryLimit (default 10)."""
         limit = int((deploy.get("spec") or {}).get("revisionHistoryLimit", 10))
         drained = [
             rs
             for rs in owned
-            if rs is not new_rs
+            if rs["metadata"]["name"] != new_rs["metadata"]["name"]
             and int((rs.get("spec") or {}).get("replicas", 1)) == 0
             and not (rs.get("status") or {}).get("replicas")
         ]
@@ -258,6 +267,7 @@ class ReplicaSetController:
         spec = rs.get("spec") or {}
         want = int(spec.get("replicas", 1))
         pods = self.kube.owned(k.pods, rs, spec.get("selector"))
+        pods += self.kube.adopt(k.pods, rs, k.replicasets)
         if len(pods) < want:
             template = spec.get("template") or {}
             labels = clone((template.get("metadata") or {}).get("labels") or {})

@@ -124,6 +124,46 @@ class Kube:
                 return None
             return self.create(rt, body["metadata"].get("namespace", ""), body)
 
+    def adopt(
+        self,
+        rt: ResourceType,
+        owner: Obj,
+        owner_rt: ResourceType,
+        accept: Callable[[Obj], bool] = lambda _: True,
+    ) -> list[Obj]:
+        """Give orphans matching the owner's selector the owner as controller.
+
+        What client-go's ControllerRefManager does: after `delete --cascade=orphan` and a
+        re-create, the new owner takes the old dependents over instead of duplicating
+        them. Checked and written under the store's lock, like `create_owned`.
+        """
+        selector = (owner.get("spec") or {}).get("selector")
+        if not selector:
+            return []
+        ns = owner["metadata"]["namespace"]
+        orphans = [
+            o
+            for o in self.list(rt, ns, selector)
+            if controller_ref(o) is None and not o["metadata"].get("deletionTimestamp") and accept(o)
+        ]
+        if not orphans:
+            return []
+        ref = owner_reference(owner)
+
+        def put(obj: Obj) -> None:
+            obj["metadata"]["ownerReferences"] = [*(obj["metadata"].get("ownerReferences") or []), ref]
+
+        adopted: list[Obj] = []
+        with self.store.lock:
+            current = self.get(owner_rt, ns, owner["metadata"]["name"])
+            if current is None or current["metadata"].get("uid") != ref["uid"]:
+                return []
+            for orphan in orphans:
+                done = self.update(rt, orphan, put)
+                if done is not None:
+                    adopted.append(done)
+        return adopted
+
     def update(
         self, rt: ResourceType, obj: Obj, mutate: Callable[[Obj], None], *, status: bool = False
     ) -> Obj | None:
@@ -239,10 +279,21 @@ def template_hash(template: Any) -> str:
     keeping ten digits so every name has the same, familiar length.
     """
     h = 0xCBF29CE484222325
-    for byte in json.dumps(template, sort_keys=True, separators=(",", ":")).encode():
+    text = json.dumps(_pruned(template), sort_keys=True, separators=(",", ":"))
+    for byte in text.encode():
         h = ((h ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
     digits = f"{h % 10**10:010d}"
     return "".join(_SAFE_ALPHABET[ord(c) % len(_SAFE_ALPHABET)] for c in digits)
+
+
+def _pruned(value: Any) -> Any:
+    """Without empty maps, lists and nulls: Go's omitempty makes `{}` and absent the same."""
+    if isinstance(value, dict):
+        out = {k: _pruned(v) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v not in (None, {}, [])}
+    if isinstance(value, list):
+        return [_pruned(v) for v in value]
+    return value
 
 
 def int_or_percent(value: Any, total: int, *, round_up: bool) -> int:

@@ -25,6 +25,7 @@ _UNSCHEDULABLE = (
     "preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling."
 )
 _NODE_IP = "172.18.0.2"
+_POD_NET = int(ipaddress.IPv4Address("10.244.0.0"))
 
 
 class PodLifecycle:
@@ -35,7 +36,7 @@ class PodLifecycle:
         self.ready_seconds = ready_seconds
         self.clock = clock
         self._due: dict[tuple[str, str], tuple[str, float]] = {}  # key -> (uid, ready at)
-        self._ips = itertools.count()
+        self._ips: itertools.count[int] | None = None
 
     def pending_timers(self) -> int:
         return len(self._due)
@@ -76,6 +77,19 @@ class PodLifecycle:
         self._write_started(pod)
         self._due.pop(key, None)
         return None
+
+    def _next_ip(self) -> str:
+        """Pod IPs from 10.244.0.0/16, after any in use (a snapshot may hold running pods)."""
+        if self._ips is None:
+            used = [
+                int(ipaddress.IPv4Address(ip)) - _POD_NET
+                for p in self.kube.list(self.kube.kinds.pods)
+                if (ip := (p.get("status") or {}).get("podIP"))
+                and 0 <= int(ipaddress.IPv4Address(ip)) - _POD_NET < 65536
+            ]
+            self._ips = itertools.count(max(used, default=9) + 1)
+        offset = 10 + (next(self._ips) - 10) % 65500
+        return str(ipaddress.IPv4Address(_POD_NET + offset))
 
     def _unbound_claims(self, pod: Obj) -> list[str]:
         out = []
@@ -145,7 +159,7 @@ class PodLifecycle:
         old = pod.get("status") or {}
         ref = controller_ref(pod)
         done = bool(ref and ref.get("kind") == "Job")
-        ip = str(ipaddress.IPv4Address("10.244.0.10") + next(self._ips) % 65000)
+        ip = self._next_ip()
         ready = "False" if done else "True"
         why = {"reason": "PodCompleted"} if done else {}
         status: Obj = {

@@ -4,7 +4,9 @@ A restore deletes the application's PVCs and Velero recreates them; in a real cl
 the CSI provisioner then makes a volume (from the snapshot) and the PV controller binds
 the claim, and only then can the StatefulSet's pods start. Here a Pending claim is
 bound to the PV it names, to a PV pre-bound to it (claimRef), or to a new `pvc-<uid>`
-PV provisioned with its StorageClass's driver. A claim without a class gets the default
+PV provisioned with its StorageClass's driver (the name Velero's restore simulation
+gives the volumes it provisions, so whichever of the two gets there first, the
+result is the same). A claim without a class gets the default
 class first (retroactive default StorageClass assignment, Kubernetes >= 1.28). When a
 claim is deleted, its PV goes too if its reclaim policy is Delete, else it is Released.
 Pods waiting for the claim are woken once it is Bound.
@@ -36,10 +38,9 @@ class ClaimBinder:
     def reconcile(self, namespace: str, name: str) -> float | None:
         k = self.kube.kinds
         pvc = self.kube.get(k.pvcs, namespace, name)
-        if pvc is None:
-            self._reclaim(namespace, name)
-            return None
-        if pvc["metadata"].get("deletionTimestamp"):
+        if pvc is None or (pvc.get("status") or {}).get("phase") == "Bound":
+            self._reclaim(namespace, name, pvc)
+        if pvc is None or pvc["metadata"].get("deletionTimestamp"):
             return None
         phase = (pvc.get("status") or {}).get("phase")
         if phase == "Bound":
@@ -55,15 +56,16 @@ class ClaimBinder:
                 pvc = self._set_spec(pvc, {"storageClassName": class_name})
                 if pvc is None:
                     return None
-        volume_name = spec.get("volumeName") or self._prebound(namespace, name)
+        static = spec.get("volumeName")
+        volume_name = static or self._prebound(pvc)
         pv = self.kube.get(k.pvs, "", volume_name) if volume_name else None
+        if pv is None and static:
+            return None  # a claim naming a volume that is not there stays Pending
         if pv is None:
             sc = self.kube.get(k.storageclasses, "", class_name) if class_name else None
             if sc is None:
                 return None  # nothing can provision it: Pending, as in a real cluster
-            pv = self._provision(pvc, volume_name or f"pvc-{pvc['metadata']['uid']}", sc)
-            if pv is None:
-                return None
+            pv = self._provision(pvc, f"pvc-{pvc['metadata']['uid']}", sc)
         pv = self._claim_volume(pv, pvc)
         if pv is None:
             return None
@@ -95,11 +97,18 @@ class ClaimBinder:
                 return str(sc["metadata"]["name"])
         return None
 
-    def _prebound(self, namespace: str, name: str) -> str | None:
-        """A PV whose claimRef names this claim (the seed's volumes are such)."""
+    def _prebound(self, pvc: Obj) -> str | None:
+        """A PV whose claimRef names this claim (the seed's volumes are such).
+
+        A claimRef carrying another claim's uid belongs to a deleted predecessor: that
+        volume is Released, and Kubernetes does not hand it to the new claim.
+        """
+        m = pvc["metadata"]
         for pv in self.kube.list(self.kube.kinds.pvs):
             ref = (pv.get("spec") or {}).get("claimRef") or {}
-            if ref.get("namespace") == namespace and ref.get("name") == name:
+            if (ref.get("namespace"), ref.get("name")) != (m["namespace"], m["name"]):
+                continue
+            if ref.get("uid") in (None, "", m["uid"]):
                 return str(pv["metadata"]["name"])
         return None
 
@@ -116,7 +125,7 @@ class ClaimBinder:
 
         return self.kube.update(self.kube.kinds.pvcs, pvc, put)
 
-    def _provision(self, pvc: Obj, volume: str, sc: Obj) -> Obj | None:
+    def _provision(self, pvc: Obj, volume: str, sc: Obj) -> Obj:
         """Create the PV a CSI provisioner would create for this claim."""
         spec = pvc.get("spec") or {}
         driver = sc.get("provisioner") or "sandbox.csi.k8s.io"
@@ -173,13 +182,22 @@ class ClaimBinder:
             pv = updated
         return self.kube.write_status(k.pvs, pv, {"phase": "Bound"})
 
-    def _reclaim(self, namespace: str, name: str) -> None:
-        """The claim is gone: delete its Delete-policy volumes, release the others."""
+    def _reclaim(self, namespace: str, name: str, current: Obj | None) -> None:
+        """Volumes of a deleted claim: delete them (policy Delete) or release them.
+
+        `current` is a same-named claim that may exist by now (a restore recreates
+        claims at once); the volume it is bound to is of course kept.
+        """
         k = self.kube.kinds
         for pv in self.kube.list(k.pvs):
             spec = pv.get("spec") or {}
             ref = spec.get("claimRef") or {}
             if ref.get("namespace") != namespace or ref.get("name") != name:
+                continue
+            if current is not None and (
+                ref.get("uid") == current["metadata"]["uid"]
+                or (current.get("spec") or {}).get("volumeName") == pv["metadata"]["name"]
+            ):
                 continue
             if (pv.get("status") or {}).get("phase") not in ("Bound", "Released"):
                 continue

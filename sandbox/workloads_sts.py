@@ -58,6 +58,8 @@ class StatefulSetController:
     def _pods_by_ordinal(self, sts: Obj) -> dict[int, Obj]:
         name = sts["metadata"]["name"]
         pattern = re.compile(rf"^{re.escape(name)}-(\d+)$")
+        k = self.kube.kinds
+        self.kube.adopt(k.pods, sts, k.statefulsets, lambda p: bool(pattern.match(p["metadata"]["name"])))
         out: dict[int, Obj] = {}
         for pod in self.kube.list(self.kube.kinds.pods, sts["metadata"]["namespace"]):
             match = pattern.match(pod["metadata"]["name"])

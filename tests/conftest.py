@@ -13,9 +13,11 @@ exactly the headers a test chooses.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.client
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -212,6 +214,7 @@ class WatchCollector:
         self.error: BaseException | None = None
         self.done = threading.Event()
         self._stopping = False
+        self._resp: Any = None
         self._lock = threading.Lock()
         self._thread = threading.Thread(
             target=self._run, args=(func, args, kwargs), daemon=True, name="watch-collector"
@@ -219,11 +222,16 @@ class WatchCollector:
         self._thread.start()
 
     def _run(self, func: Callable[..., Any], args: Any, kwargs: Any) -> None:
+        @functools.wraps(func)  # Watch.stream reads func's signature and docstring
+        def capturing(*a: Any, **kw: Any) -> Any:
+            self._resp = func(*a, **kw)
+            return self._resp
+
         try:
-            for event in self.watch.stream(func, *args, **kwargs):
+            for event in self.watch.stream(capturing, *args, **kwargs):
                 with self._lock:
                     self.events.append(event)
-        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+        except BaseException as exc:  # handed to the test thread
             if not self._stopping:
                 self.error = exc
         finally:
@@ -255,6 +263,12 @@ class WatchCollector:
         wait_for(self.done.is_set, timeout, "the watch stream to end")
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Stop the stream now: 37.x's Watch.stop() cuts the socket, 33.x's only sets a flag."""
         self._stopping = True
         self.watch.stop()
+        sock = getattr(getattr(self._resp, "connection", None), "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
         self._thread.join(timeout)
+        assert not self._thread.is_alive(), "watch thread did not stop"

@@ -64,14 +64,19 @@ def strategic_merge_patch(target: Any, patch: Any, field: str = "") -> Any:
             return None
         result = clone(target) if isinstance(target, dict) else {}
         for key, value in patch.items():
-            if key.startswith("$"):
+            if key.startswith("$deleteFromPrimitiveList/"):
+                name = key.split("/", 1)[1]
+                current = result.get(name)
+                if isinstance(current, list) and isinstance(value, list):
+                    result[name] = [v for v in current if v not in value]
                 continue
-            if key.startswith("$setElementOrder/") or key.startswith("$deleteFromPrimitiveList/"):
+            if key.startswith("$"):  # $setElementOrder/, $retainKeys: ordering, pruning
                 continue
-            if value is None:
+            merged = None if value is None else strategic_merge_patch(result.get(key), value, key)
+            if merged is None:  # null or `$patch: delete` removes the field
                 result.pop(key, None)
             else:
-                result[key] = strategic_merge_patch(result.get(key), value, key)
+                result[key] = merged
         return result
     if isinstance(patch, list):
         if field in _MERGE_SETS and isinstance(target, list):

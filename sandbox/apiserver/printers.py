@@ -40,7 +40,13 @@ IMAGES_DESC = "Images referenced by each container in the template."
 
 
 def col(name: str, typ: str = "string", desc: str = "", priority: int = 0, fmt: str = "") -> Column:
-    return {"name": name, "type": typ, "format": fmt, "description": desc or name, "priority": priority}
+    return {
+        "name": name,
+        "type": typ,
+        "format": fmt,
+        "description": desc or name,
+        "priority": priority,
+    }
 
 
 NAME = col("Name", desc=NAME_DESC, fmt="name")
@@ -129,7 +135,8 @@ def format_selector(selector: Any) -> str:
 
 def container_cells(template_spec: Any) -> list[str]:
     containers = dig_list(template_spec, "containers")
-    return [",".join(c.get("name", "") for c in containers), ",".join(c.get("image", "") for c in containers)]
+    names = ",".join(c.get("name", "") for c in containers)
+    return [names, ",".join(c.get("image", "") for c in containers)]
 
 
 # ----- pods --------------------------------------------------------------------------------
@@ -138,15 +145,27 @@ POD_COLUMNS = [
     NAME,
     col("Ready", desc="The aggregate readiness state of this pod for accepting traffic."),
     col("Status", desc="The aggregate status of the containers in this pod."),
-    col("Restarts", desc="The number of times the containers in this pod have been restarted and when the last container in this pod has restarted."),
+    col(
+        "Restarts",
+        desc="The number of times the containers in this pod have been restarted and when "
+        "the last container in this pod has restarted.",
+    ),
     AGE,
-    col("IP", desc="podIP address allocated to the pod. Routable at least within the cluster. Empty if not yet allocated.", priority=1),
+    col(
+        "IP",
+        desc="podIP address allocated to the pod. Routable at least within the cluster. "
+        "Empty if not yet allocated.",
+        priority=1,
+    ),
     col("Node", desc="NodeName indicates in which node this pod is scheduled.", priority=1),
-    col("Nominated Node", desc="nominatedNodeName is set only when this pod preempts other pods on the node.", priority=1),
-    col("Readiness Gates", desc="If specified, all readiness gates will be evaluated for pod readiness.", priority=1),
+    col("Nominated Node", desc="nominatedNodeName is set only when this pod preempts.", priority=1),
+    col("Readiness Gates", desc="If specified, all readiness gates will be evaluated.", priority=1),
 ]
-POD_SUCCEEDED = [{"type": "Completed", "status": "True", "reason": "Succeeded", "message": "The pod has completed successfully."}]
-POD_FAILED = [{"type": "Completed", "status": "True", "reason": "Failed", "message": "The pod failed."}]
+_COMPLETED = {"type": "Completed", "status": "True"}
+POD_SUCCEEDED = [
+    {**_COMPLETED, "reason": "Succeeded", "message": "The pod has completed successfully."}
+]
+POD_FAILED = [{**_COMPLETED, "reason": "Failed", "message": "The pod failed."}]
 
 
 def _terminated_at(status: Any) -> float:
@@ -164,11 +183,13 @@ def pod_cells(pod: Obj, now: float) -> list[Any]:
     conditions = dig_list(status, "conditions")
     phase = status.get("phase", "")
     reason = status.get("reason") or phase
-    if any(c.get("type") == "PodScheduled" and c.get("reason") == "SchedulingGated" for c in conditions):
+    gated = ("PodScheduled", "SchedulingGated")
+    if any((c.get("type"), c.get("reason")) == gated for c in conditions):
         reason = "SchedulingGated"
     init_specs = {c.get("name"): c for c in dig_list(spec, "initContainers")}
     sidecar = {n for n, c in init_specs.items() if c.get("restartPolicy") == "Always"}
-    total, ready, restarts, sidecar_restarts = len(dig_list(spec, "containers")) + len(sidecar), 0, 0, 0
+    total = len(dig_list(spec, "containers")) + len(sidecar)
+    ready = restarts = sidecar_restarts = 0
     last_restart = last_sidecar_restart = 0.0
     initializing = False
     for i, c in enumerate(dig_list(status, "initContainerStatuses")):

@@ -255,7 +255,11 @@ class _Handler(BaseHTTPRequestHandler):
         if code == 429:
             raise errors.too_many_requests(settings.retry_after_seconds)
         if code == 503:
-            raise errors.service_unavailable("the server is currently unable to handle the request")
+            # An overloaded or restarting apiserver asks clients to come back, like a 429.
+            err = errors.service_unavailable("the server is currently unable to handle the request")
+            err.status["details"] = {"retryAfterSeconds": settings.retry_after_seconds}
+            err.headers["Retry-After"] = str(settings.retry_after_seconds)
+            raise err
         if code is not None:
             raise errors.internal_error("injected fault")
 
@@ -413,7 +417,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _verb_list(self, route: Route, query: dict[str, str]) -> None:
         labels, fields = self._selectors(route.rt, query)
-        limit = int(query.get("limit") or 0)
+        limit = max(0, _int_param(query, "limit"))
         start_after = None
         cont = query.get("continue") or ""
         if cont:
@@ -611,11 +615,16 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
     def _verb_watch(self, route: Route, query: dict[str, str]) -> None:
+        if route.name:  # GET .../{name}?watch=true watches that one object, as upstream
+            query = dict(query)
+            query["fieldSelector"] = ",".join(
+                filter(None, (query.get("fieldSelector"), f"metadata.name={route.name}"))
+            )
         labels, fields = self._selectors(route.rt, query)
         rv = query.get("resourceVersion", "")
         api = self.api
         gone = rv not in ("", "0") and api.faults.take_watch_gone(self.path)
-        timeout = float(query.get("timeoutSeconds") or api.max_watch_seconds)
+        timeout = float(_int_param(query, "timeoutSeconds") or api.max_watch_seconds)
         bookmarks = query.get("allowWatchBookmarks") in _TRUE
         try:
             if gone:
@@ -680,8 +689,7 @@ class _Handler(BaseHTTPRequestHandler):
                     self.close_connection = True
                     return
                 if bookmarks and time.monotonic() >= next_bookmark:
-                    self._bookmark(route, table_opts, headers_sent)
-                    headers_sent = True
+                    headers_sent = self._bookmark(route, table_opts, headers_sent) or headers_sent
                     next_bookmark = time.monotonic() + api.bookmark_interval
                 continue
             if item is None or self.abort:
@@ -702,8 +710,18 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._end_stream()
 
-    def _bookmark(self, route: Route, table_opts: Any = None, no_headers: bool = False) -> None:
-        rv = str(self.api.store.resource_version)
+    def _bookmark(self, route: Route, table_opts: Any = None, no_headers: bool = False) -> bool:
+        """Send a BOOKMARK unless an event is pending; True when one was sent.
+
+        Under the store lock (writes emit under it), an empty queue means every event up
+        to the current resourceVersion has been sent, so the bookmark never runs ahead of
+        an event still to come (a client resuming from it would miss that event).
+        """
+        store = self.api.store
+        with store.lock:
+            if self.watcher is not None and not self.watcher.events.empty():
+                return False
+            rv = str(store.resource_version)
         obj: dict[str, Any] = {
             "kind": route.rt.kind,
             "apiVersion": route.rt.api_version,
@@ -714,10 +732,22 @@ class _Handler(BaseHTTPRequestHandler):
                 route.rt, [obj], {"resourceVersion": rv}, table_opts, no_headers=no_headers
             )
         self._chunk({"type": "BOOKMARK", "object": obj})
+        return True
 
 
 def _raise(exc: Exception) -> Any:
     raise exc
+
+
+def _int_param(query: dict[str, str], name: str) -> int:
+    """An integer query parameter (0 when absent); 400 BadRequest when not an integer."""
+    text = query.get(name) or "0"
+    try:
+        return int(text)
+    except ValueError:
+        raise errors.bad_request(
+            f'strconv.ParseInt: parsing "{text}": invalid syntax for {name}'
+        ) from None
 
 
 def _peer_closed(sock: socket.socket) -> bool:

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import errors
-from .kind_printers import builtin_cells, builtin_columns
 from .objects import parse_rfc3339
+from .printer_table import builtin_cells, builtin_columns
 from .printers import CREATED_DESC, NAME, col, human_duration, pod_conditions
 from .resources import ResourceType
 
@@ -69,8 +69,9 @@ def negotiate(accept: str) -> str | None:
         target = params.get("as")
         if not target:
             return None
-        if target == "Table" and params.get("g") == "meta.k8s.io" and params.get("v") in _TABLE_VERSIONS:
-            return params["v"]
+        version = params.get("v", "")
+        if target == "Table" and params.get("g") == "meta.k8s.io" and version in _TABLE_VERSIONS:
+            return version
     return None
 
 
@@ -98,8 +99,11 @@ def columns_for(rt: ResourceType) -> list[dict[str, Any]]:
     cols = [NAME]
     for pc in _printer_columns(rt):
         path = pc.get("jsonPath", "")
-        desc = pc.get("description") or f"Custom resource definition column (in JSONPath format): {path}"
-        cols.append(col(pc.get("name", ""), pc.get("type", "string"), desc, int(pc.get("priority", 0)), pc.get("format", "")))
+        desc = pc.get("description") or (
+            f"Custom resource definition column (in JSONPath format): {path}"
+        )
+        typ, fmt = pc.get("type", "string"), pc.get("format", "")
+        cols.append(col(pc.get("name", ""), typ, desc, int(pc.get("priority", 0)), fmt))
     return cols
 
 
@@ -107,7 +111,8 @@ def _printer_columns(rt: ResourceType) -> tuple[Mapping[str, Any], ...]:
     """serveDefaultColumnsIfEmpty: a CRD without printer columns shows an Age column."""
     if rt.printer_columns:
         return rt.printer_columns
-    return ({"name": "Age", "type": "date", "description": CREATED_DESC, "jsonPath": ".metadata.creationTimestamp"},)
+    age = {"name": "Age", "type": "date", "description": CREATED_DESC}
+    return ({**age, "jsonPath": ".metadata.creationTimestamp"},)
 
 
 def cells_for(rt: ResourceType, obj: Mapping[str, Any], now: float) -> list[Any]:
@@ -116,7 +121,8 @@ def cells_for(rt: ResourceType, obj: Mapping[str, Any], now: float) -> list[Any]
     cells: list[Any] = [(obj.get("metadata") or {}).get("name", "")]
     for pc in _printer_columns(rt):
         found = jsonpath_first(obj, str(pc.get("jsonPath", "")))
-        cells.append(None if found is _MISSING else _cell(str(pc.get("type", "string")), found, now))
+        typ = str(pc.get("type", "string"))
+        cells.append(None if found is _MISSING else _cell(typ, found, now))
     return cells
 
 
@@ -160,7 +166,11 @@ def table(
 # ----- CRD cells: apiextensions tableconvertor + client-go jsonpath ----------------------
 
 _MISSING = object()
-_STEP = re.compile(r"\.([^.\[]+)|\[(\*|-?\d+)\]|\[\?\(@\.([\w.]+)\s*(==|!=)\s*['\"]([^'\"]*)['\"]\)\]")
+_STEP = re.compile(
+    r"\.([^.\[]+)"  # .field
+    r"|\[(\*|-?\d+)\]"  # [*] or [index]
+    r"|\[\?\(@\.([\w.]+)\s*(==|!=)\s*['\"]([^'\"]*)['\"]\)\]"  # [?(@.key=="value")]
+)
 
 
 def jsonpath_first(obj: Any, path: str) -> Any:
@@ -179,8 +189,9 @@ def jsonpath_first(obj: Any, path: str) -> Any:
                 nxt.append(node[field])
             elif index == "*" and isinstance(node, list | dict):
                 nxt.extend(node if isinstance(node, list) else node.values())
-            elif index not in (None, "*") and isinstance(node, list) and -len(node) <= int(index) < len(node):
-                nxt.append(node[int(index)])
+            elif index not in (None, "*") and isinstance(node, list):
+                if -len(node) <= int(index) < len(node):
+                    nxt.append(node[int(index)])
             elif key is not None and isinstance(node, list):
                 for item in node:
                     got = jsonpath_first(item, "." + key)

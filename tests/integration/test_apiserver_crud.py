@@ -548,3 +548,27 @@ def test_velero_crds_have_no_status_subresource(api_server: ApiServerHandle) -> 
         *VELERO, "velero", "backups", "b1", {"status": {"phase": "Completed"}}
     )
     assert done["status"]["phase"] == "Completed"
+
+
+def test_strategic_merge_patch_directives(api_server: ApiServerHandle) -> None:
+    """The directives kubectl's strategic patches carry: finalizers merge as a set,
+    `$deleteFromPrimitiveList/` removes scalars, `$patch: delete` drops a map."""
+    body = deployment("web")
+    body["metadata"]["finalizers"] = ["a.io/one", "b.io/two"]
+    body["metadata"]["annotations"] = {"x": "1"}
+    api_server.apps.create_namespaced_deployment("default", body)
+    patch = api_server.apps.patch_namespaced_deployment
+    added = patch("web", "default", {"metadata": {"finalizers": ["c.io/three", "a.io/one"]}})
+    assert added.metadata.finalizers == ["a.io/one", "b.io/two", "c.io/three"]
+    kept = patch("web", "default", {"metadata": {"finalizers": []}})
+    assert kept.metadata.finalizers == ["a.io/one", "b.io/two", "c.io/three"]
+    removed = patch(
+        "web", "default",
+        {"metadata": {"$deleteFromPrimitiveList/finalizers": ["a.io/one", "c.io/three"],
+                      "$setElementOrder/finalizers": ["b.io/two"]}},
+    )
+    assert removed.metadata.finalizers == ["b.io/two"]
+    dropped = patch("web", "default", {"metadata": {"annotations": {"$patch": "delete"}}})
+    assert dropped.metadata.annotations is None
+    raw = api_server.raw("GET", "/apis/apps/v1/namespaces/default/deployments/web").json()
+    assert "annotations" not in raw["metadata"]

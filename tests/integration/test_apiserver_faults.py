@@ -35,23 +35,33 @@ def test_injected_errors_carry_retry_after(
     api_server: ApiServerHandle, code: int, reason: str, status_reason: str
 ) -> None:
     api_server.server.faults.set(error_rate=1.0, error_code=code, retry_after_seconds=7)
-    with pytest.raises(ApiException) as err:
-        api_server.core.read_namespace("default")
-    assert err.value.status == code and err.value.reason == reason
-    assert err.value.headers["Retry-After"] == "7"
-    body = json.loads(err.value.body)
-    assert body["reason"] == status_reason and body["code"] == code
-    assert body["details"]["retryAfterSeconds"] == 7
     # The raw header, as any HTTP client sees it.
     raw = api_server.raw("GET", "/api/v1/namespaces/default")
     assert raw.status == code
     assert raw.headers["Retry-After"] == "7"
     assert raw.headers["Content-Type"] == "application/json"
-    # Writes fail too, and nothing is written.
+    body = raw.json()
+    assert body["reason"] == status_reason and body["code"] == code
+    assert body["details"]["retryAfterSeconds"] == 7
+    # A POST is not retried by urllib3, so the official client raises at once.
     rv = api_server.rv()
-    with pytest.raises(ApiException):
+    with pytest.raises(ApiException) as err:
         api_server.core.create_namespaced_config_map("default", cm("a"))
-    assert api_server.rv() == rv
+    assert err.value.status == code and err.value.reason == reason
+    assert err.value.headers["Retry-After"] == "7"
+    assert json.loads(err.value.body)["reason"] == status_reason
+    assert api_server.rv() == rv  # nothing was written
+
+
+@pytest.mark.parametrize("code", [429, 503])
+def test_client_retries_idempotent_reads_on_retry_after(api_server: ApiServerHandle, code: int) -> None:
+    """urllib3's default Retry (3) honours Retry-After on GET: 4 requests, then the error."""
+    api_server.server.faults.set(error_rate=1.0, error_code=code, retry_after_seconds=0)
+    before = api_server.server.request_count
+    with pytest.raises(ApiException) as err:
+        api_server.core.read_namespace("default")
+    assert err.value.status == code
+    assert api_server.server.request_count - before == 4
 
 
 def test_injected_500(api_server: ApiServerHandle) -> None:
@@ -64,24 +74,18 @@ def test_injected_500(api_server: ApiServerHandle) -> None:
 
 def test_error_rate_is_a_fraction(api_server: ApiServerHandle) -> None:
     api_server.server.faults.set(error_rate=0.5, error_code=503)
-    outcomes = []
-    for _ in range(60):
-        try:
-            api_server.core.read_namespace("default")
-            outcomes.append(True)
-        except ApiException as exc:
-            assert exc.status == 503
-            outcomes.append(False)
-    assert 10 <= outcomes.count(False) <= 50
+    # Raw requests: the official client would retry each 503 GET behind our back.
+    codes = [api_server.raw("GET", "/api/v1/namespaces/default").status for _ in range(100)]
+    assert set(codes) == {200, 503}
+    assert 25 <= codes.count(503) <= 75
 
 
 def test_errors_spare_watches_health_and_control(api_server: ApiServerHandle) -> None:
     api_server.core.create_namespaced_config_map("default", cm("a"))
     api_server.server.faults.set(error_rate=1.0, error_code=503)
-    events = list(watch.Watch().stream(
-        api_server.core.list_namespaced_config_map, "default", timeout_seconds=1
-    ))
-    assert [e["type"] for e in events] == ["ADDED"]
+    w = WatchCollector(api_server.core.list_namespaced_config_map, "default")
+    assert [e["type"] for e in w.wait_count(1)] == ["ADDED"]
+    w.stop()
     assert api_server.raw("GET", "/healthz").status == 200
     assert api_server.raw("GET", "/sandbox/faults").json()["error_rate"] == 1.0
 

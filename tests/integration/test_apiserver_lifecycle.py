@@ -116,7 +116,7 @@ def test_background_deletes_dependents(api_server: ApiServerHandle, policy: str 
 
 
 def test_orphan_keeps_dependents_without_owner_reference(api_server: ApiServerHandle) -> None:
-    dep, rs, _ = make_app(api_server)
+    _, rs, _ = make_app(api_server)
     api_server.apps.delete_namespaced_deployment("web", "default", propagation_policy="Orphan")
     assert api_server.apps.list_namespaced_deployment("default").items == []
     left = api_server.apps.read_namespaced_replica_set(rs.metadata.name, "default")
@@ -136,7 +136,7 @@ def test_orphan_dependents_option_in_body(api_server: ApiServerHandle) -> None:
 
 
 def test_foreground_deletes_dependents_before_owner(api_server: ApiServerHandle) -> None:
-    dep, _, _ = make_app(api_server)
+    make_app(api_server)
     start = str(api_server.rv())
     pods = WatchCollector(api_server.core.list_namespaced_pod, "default", resource_version=start)
     deps = WatchCollector(

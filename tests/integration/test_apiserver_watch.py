@@ -9,12 +9,14 @@ store's watcher count.
 
 from __future__ import annotations
 
+import itertools
 import json
+import threading
 import time
 
 import pytest
 from kubernetes import watch
-from kubernetes.client import ApiException
+from kubernetes.client import ApiException, CoreV1Api
 from urllib3.exceptions import ProtocolError
 
 from tests.conftest import VELERO, ApiServerHandle, WatchCollector, wait_for
@@ -296,10 +298,7 @@ def test_watch_all_namespaces_and_cluster_scoped(api_server: ApiServerHandle) ->
 
 def test_many_concurrent_watchers_each_get_every_event(api_server: ApiServerHandle) -> None:
     n_watchers, n_events = 30, 20
-    client = api_server.new_client(pool_size=n_watchers + 2)
-    from kubernetes.client import CoreV1Api
-
-    core = CoreV1Api(client)
+    core = CoreV1Api(api_server.new_client(pool_size=n_watchers + 2))
     rv = str(api_server.rv())
     watchers = [
         WatchCollector(core.list_namespaced_config_map, "default", resource_version=rv if i % 2 else None)
@@ -325,3 +324,67 @@ def test_watch_of_unknown_resource_is_404(api_server: ApiServerHandle) -> None:
         ):
             pass
     assert err.value.status == 404
+
+
+def test_concurrent_writers_every_watcher_sees_one_ordered_history(api_server: ApiServerHandle) -> None:
+    """Writes from many threads reach every watcher once each, in resourceVersion order."""
+    n_writers, per_writer, n_watchers = 4, 25, 5
+    rv = str(api_server.rv())
+    watchers = [
+        WatchCollector(api_server.core.list_namespaced_config_map, "default", resource_version=rv)
+        for _ in range(n_watchers)
+    ]
+    clients = [api_server.new_client() for _ in range(n_writers)]
+
+    def write(i: int) -> None:
+        core = CoreV1Api(clients[i])
+        for j in range(per_writer):
+            core.create_namespaced_config_map("default", cm(f"w{i}-{j:02d}"))
+            core.patch_namespaced_config_map(f"w{i}-{j:02d}", "default", {"data": {"n": str(j)}})
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(n_writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    total = n_writers * per_writer * 2
+    histories = []
+    for w in watchers:
+        events = w.wait_count(total, timeout=10)
+        w.stop()
+        rvs = [int(e["raw_object"]["metadata"]["resourceVersion"]) for e in events]
+        assert rvs == sorted(set(rvs)) and len(rvs) == total
+        histories.append([(e["type"], e["raw_object"]["metadata"]["name"]) for e in events])
+    assert all(h == histories[0] for h in histories)
+
+
+def test_bookmarks_never_run_ahead_of_pending_events(api_server_factory: object) -> None:
+    """A BOOKMARK promises every event up to its resourceVersion was sent: RVs never go back."""
+    api = api_server_factory(bookmark_interval=0.0005)  # type: ignore[operator]
+    rt = api.store.registry.lookup("", "v1", "configmaps")
+    stop = threading.Event()
+
+    def writer() -> None:
+        i = 0
+        while not stop.is_set():
+            api.store.create(rt, "default", {"metadata": {"name": f"c{i}"}})
+            i += 1
+
+    conn = api.connect(timeout=10)
+    conn.request("GET", "/api/v1/namespaces/default/configmaps?watch=true&allowWatchBookmarks=true"
+                        f"&resourceVersion={api.rv()}&timeoutSeconds=1")
+    resp = conn.getresponse()
+    thread = threading.Thread(target=writer)
+    thread.start()
+    rvs: list[tuple[str, int]] = []
+    try:
+        while line := resp.readline():
+            event = json.loads(line)
+            rvs.append((event["type"], int(event["object"]["metadata"]["resourceVersion"])))
+    finally:
+        stop.set()
+        thread.join()
+        conn.close()
+    assert {t for t, _ in rvs} == {"ADDED", "BOOKMARK"}
+    backwards = [(a, b) for a, b in itertools.pairwise(rvs) if b[1] < a[1]]
+    assert backwards == []

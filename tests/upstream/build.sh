@@ -11,8 +11,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/env.sh"
 
-key=$(cd "$here" && { go version; cat build.sh env.sh etcd/go.mod etcd/go.sum etcd/*.go \
-      kube/go.mod kube/go.sum; } | sha256sum | cut -c1-16)
+mods="etcd kube kwok velero velero-plugin-for-aws"
+key=$(cd "$here" && { go version; cat build.sh env.sh etcd/*.go; \
+      for m in $mods; do cat "$m/go.mod" "$m/go.sum"; done; } | sha256sum | cut -c1-16)
 bin="$RAGBOT_UPSTREAM_CACHE/bin-$key"
 
 if [ "${1:-}" = "--print" ]; then
@@ -44,6 +45,23 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 done
 echo "building Kubernetes $kver: $(cd "$here/kube" && go list tool | tr '\n' ' ')..." >&2
 (cd "$here/kube" && build -ldflags "$ldflags" -o "$tmp/" tool)
+
+# (c) kwok: fake nodes and pod lifecycle without a kubelet (stages from its module, see cluster.py).
+kwokver=$(cd "$here/kwok" && go list -m -f '{{.Version}}' sigs.k8s.io/kwok)
+echo "building kwok $kwokver ..." >&2
+(cd "$here/kwok" && build -ldflags "-s -w" -o "$tmp/" tool)
+
+# (d) Velero server (kopia replace carried in velero/go.mod), version stamped as hack/build.sh does.
+vver=$(cd "$here/velero" && go list -m -f '{{.Version}}' github.com/vmware-tanzu/velero)
+echo "building velero $vver ..." >&2
+(cd "$here/velero" && build -ldflags "-s -w -X github.com/vmware-tanzu/velero/pkg/buildinfo.Version=$vver \
+   -X github.com/vmware-tanzu/velero/pkg/buildinfo.GitTreeState=clean" -o "$tmp/" tool)
+
+# (e) the AWS object-store plugin, alone in plugins/: velero runs every executable under
+# --plugin-dir as a plugin.
+mkdir -p "$tmp/plugins"
+echo "building velero-plugin-for-aws ..." >&2
+(cd "$here/velero-plugin-for-aws" && build -ldflags "-s -w" -o "$tmp/plugins/" tool)
 
 touch "$tmp/.complete"
 rm -rf "$bin"

@@ -25,6 +25,7 @@ godebug=$(awk '$1=="godebug"{$1=""; sub(/^ /,""); print; exit}' "$gomod")
   echo "tool ("
   echo "	k8s.io/kubernetes/cmd/kube-apiserver"
   echo "	k8s.io/kubernetes/cmd/kube-controller-manager"
+  echo "	k8s.io/kubernetes/cmd/kube-scheduler"
   echo ")"
   echo
   echo "replace ("
