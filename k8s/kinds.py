@@ -10,6 +10,8 @@ the discovery documents (`/api/v1`, then the preferred version of every group of
 
 from __future__ import annotations
 
+from typing import Any
+
 from kubernetes import client as kclient
 
 from .client import Cluster
@@ -64,8 +66,8 @@ def resolve_kind(cluster: Cluster, kind: str) -> Resource:
     return found
 
 
-def _find(listing: dict[str, object], group: str, version: str, kind: str) -> Resource | None:
-    for entry in listing.get("resources") or []:  # type: ignore[union-attr]
+def _find(listing: dict[str, Any], group: str, version: str, kind: str) -> Resource | None:
+    for entry in listing.get("resources") or []:
         if not isinstance(entry, dict):
             continue
         if entry.get("kind") == kind and "/" not in str(entry.get("name", "")):

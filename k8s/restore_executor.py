@@ -162,9 +162,9 @@ class _Run:
     def run_step(self, step: PlanStep) -> str:
         r = self.cfg.ragbot.restore
         if step.action == HELM_UNINSTALL:
-            res = uninstall_release(self.cluster, step.namespace, step.name,
-                                    timeout=r.step_timeout.total_seconds(), stop=self.stop)  # fmt: skip
-            return res.message
+            result = uninstall_release(self.cluster, step.namespace, step.name,
+                                       timeout=r.step_timeout.total_seconds(), stop=self.stop)  # fmt: skip
+            return result.message
         if step.action in (SELECTOR_DELETE, NAMED_DELETE):
             res = resolve_kind(self.cluster, step.kind)
             ns = step.namespace if res.namespaced else None
@@ -367,10 +367,10 @@ def start(cluster: Cluster, cfg: Config, record: RestoreRecord, *, retry_failed:
     backup = running_backup(cluster, cfg)
     if backup is not None:
         release_lock(cluster, cfg, record.id)
-        err = BackupRunning(backup)
+        refusal = BackupRunning(backup)
         if record.state == APPROVED:
-            transition(cluster, record, [APPROVED], FAILED, now=now, error=str(err))
-        raise err
+            transition(cluster, record, [APPROVED], FAILED, now=now, error=str(refusal))
+        raise refusal
     fields: dict[str, Any] = {"error": "", "failed_step": "", "application_state": ""}
     if record.state == FAILED:
         failed = [s["key"] for s in record.steps if s["status"] == STEP_FAILED]

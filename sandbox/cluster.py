@@ -8,11 +8,12 @@ files a user would give it.
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -58,7 +59,7 @@ def new_store(clock: Callable[[], float] = time.time) -> Store:
     return store
 
 
-def load_objects(store: Store, objects: list[dict[str, Any]]) -> None:
+def load_objects(store: Store, objects: Sequence[dict[str, Any]]) -> None:
     """Create objects in order as a client would, then write their status where split off."""
     for obj in objects:
         rt = store.registry.by_kind(obj["apiVersion"], obj["kind"])
@@ -117,7 +118,7 @@ class SandboxCluster:
         if not restored:
             load_objects(self.store, [_namespace(n) for n in (*BASE_NAMESPACES, BOT_NAMESPACE)])
             if self._seed:
-                load_objects(self.store, seed_module.enterprise_rag_seed())
+                load_objects(self.store, _default_seed())
         self.controllers = self._make_controllers()
         saved = getattr(self, "_pending_controller_state", {})
         for c in self.controllers:
@@ -220,6 +221,13 @@ class SandboxCluster:
         cfg.host = self.url
         cfg.api_key = {"authorization": f"Bearer {token or self.admin_token}"}
         return client.ApiClient(cfg)
+
+
+@functools.lru_cache(maxsize=1)
+def _default_seed() -> tuple[dict[str, Any], ...]:
+    """The seed is deterministic and costly to build (gzip of every Helm record): once
+    per process. Never mutated: the store copies what it is given."""
+    return tuple(seed_module.enterprise_rag_seed())
 
 
 def _namespace(name: str) -> dict[str, Any]:

@@ -1,9 +1,10 @@
 """Row cells of the built-in kinds other than pods: what `kubectl get <kind>` shows.
 
 One function per kind, transcribed from the print<Kind> functions of k8s.io/kubernetes
-pkg/printers/internalversion/printers.go (v1.33): READY as `ready/desired`, the job
-status reasons, service ports as `80:30080/TCP`, PVC access modes as `RWO`, and so on.
-printer_table.py pairs them with their column definitions.
+pkg/printers/internalversion/printers.go and checked cell by cell against a v1.36
+apiserver: READY as `ready/desired`, the job status reasons, service ports as
+`80:30080/TCP`, PVC access modes as `RWO`, the default StorageClass marked in its NAME,
+and so on. printer_table.py pairs them with their column definitions.
 """
 
 from __future__ import annotations

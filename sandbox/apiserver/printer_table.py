@@ -46,7 +46,7 @@ def _simple(*cells: Callable[[Obj], Any]) -> Row:
 
 def _cols(*names: str) -> list[Column]:
     """Plain string columns, or `Name:type` for other types."""
-    return [col(*n.split(":")) for n in names]
+    return [col(n.partition(":")[0], n.partition(":")[2] or "string") for n in names]
 
 
 _WIDE = [

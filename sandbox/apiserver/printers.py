@@ -3,10 +3,11 @@
 kubectl prints whatever columns the server's Table carries, so `NAME READY STATUS
 RESTARTS AGE` is the server's doing. This module holds what every printer shares (the
 `NAME`/`AGE` column definitions, apimachinery's HumanDuration, label formatting) and a
-transcription of printPod from k8s.io/kubernetes pkg/printers/internalversion (v1.33),
-including the pod status reasons (`Init:0/1`, `CrashLoopBackOff`, `Terminating`, `2 (5m
-ago)` restarts). kind_printers.py holds the other kinds. Column descriptions are exact for
-the common columns and shortened for field-derived ones (kubectl never shows them).
+transcription of printPod from k8s.io/kubernetes pkg/printers/internalversion, including
+the pod status reasons (`Init:0/1`, `Init:Error`, `CrashLoopBackOff`, `Terminating`,
+sidecars, `2 (5m ago)` restarts), checked case by case against a v1.36 apiserver.
+kind_printers.py holds the other kinds. Column descriptions are exact for the common
+columns and shortened for field-derived ones (kubectl never shows them).
 """
 
 from __future__ import annotations

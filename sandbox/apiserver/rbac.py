@@ -11,7 +11,8 @@ the real server does. Not modelled: the bootstrap roles (a real cluster ships
 `cluster-admin`, `view`, ... and binds discovery to every authenticated user; here
 discovery is served before authorization and roles exist only if something creates
 them) and the Node and Webhook authorizers. Aggregated ClusterRoles are resolved here as
-the clusterrole-aggregation controller would have written them.
+the clusterrole-aggregation controller would have written them. The decisions and 403
+messages were compared with a real kube-apiserver v1.36 (RBAC mode) request by request.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from config.selectors import SelectorError, from_api
+from config.selectors import LabelSelector, SelectorError, from_api
 
 from .auth import SA_PREFIX, RequestAttributes, UserInfo
 from .resources import ResourceType
@@ -134,8 +135,8 @@ class RbacAuthorizer:
         return self.store.try_get(self._type(plural), namespace, name)
 
 
-def _labels_match(selector: Any, obj: Mapping[str, Any]) -> bool:
-    return bool(selector.matches((obj.get("metadata") or {}).get("labels")))
+def _labels_match(selector: LabelSelector, obj: Mapping[str, Any]) -> bool:
+    return selector.matches((obj.get("metadata") or {}).get("labels"))
 
 
 def applies_to(user: UserInfo, subjects: Iterable[Mapping[str, Any]], namespace: str) -> bool:

@@ -36,6 +36,12 @@ from .store import Store
 log = logging.getLogger("sandbox.apiserver")
 
 _TRUE = {"true", "True", "1"}
+# Kinds whose registry sets ReturnDeletedObject: DELETE answers with the object, not a
+# Status (pkg/registry/core/*/storage); the typed client's response model depends on it.
+_RETURNS_DELETED_OBJECT = frozenset(
+    {"Pod", "Service", "ServiceAccount", "PersistentVolume", "PersistentVolumeClaim",
+     "StorageClass", "Node", "Namespace"}
+)
 
 
 @dataclass(frozen=True)
@@ -380,13 +386,16 @@ class _Handler(BaseHTTPRequestHandler):
             # RequestInfoFactory: a list/watch pinned by fieldSelector metadata.name is
             # authorized (and refused) as a request for that name.
             name = _selected_name(query.get("fieldSelector", "")) or name
+        namespace = route.namespace or ""
+        if route.rt.kind == "Namespace" and not route.rt.group:
+            namespace = route.name  # /api/v1/namespaces/{name} is "in the namespace {name}"
         attrs = RequestAttributes(
             user=user,
             verb=verb,
             api_group=route.rt.group,
             resource=route.rt.plural,
             subresource=route.subresource,
-            namespace=route.namespace or "",
+            namespace=namespace,
             name=name,
             resource_request=True,
             path=path,
@@ -563,7 +572,7 @@ class _Handler(BaseHTTPRequestHandler):
             precondition_rv=pre.get("resourceVersion"),
             dry_run="All" in (opts.get("dryRun") or []),
         )
-        if gone and route.rt.kind != "Namespace":
+        if gone and route.rt.kind not in _RETURNS_DELETED_OBJECT:
             details: dict[str, Any] = {
                 "name": route.name,
                 "kind": route.rt.plural,

@@ -119,6 +119,8 @@ BOT = Bot(user_id="U0RAGBOT001", bot_id="B0RAGBOT001", app_id="A0RAGBOT001", nam
 #: A second approver, for two people approving at once; not granted anything by default.
 SECOND_APPROVER = "U0APPROVER2"
 APPROVERS_GROUP = "S0APPROVERS"
+#: Slack's own bot, author of "/cmd failed with the error …" notices.
+SLACKBOT = "USLACKBOT"
 #: A channel the bot is not in: posting there gives `not_in_channel`.
 OTHER_CHANNEL = "C0GENERAL01"
 
@@ -132,6 +134,7 @@ def sandbox_directory() -> Directory:
         User(SECOND_APPROVER, "approver2", "amara", "Amara Approver", "amara.approver"),
     )
     bot = User(BOT.user_id, "bot", BOT.name, "ragbot", "ragbot", is_bot=True)
+    slackbot = User(SLACKBOT, "slackbot", "slackbot", "Slackbot", "Slackbot", is_bot=True)
     everyone = frozenset(u.id for u in (*people, bot))
     groups = (
         Usergroup(
@@ -145,4 +148,4 @@ def sandbox_directory() -> Directory:
         Channel(SANDBOX_CHANNEL, "ragbot-sandbox", everyone, topic="Backups and restores"),
         Channel(OTHER_CHANNEL, "general", everyone - {BOT.user_id}),
     )
-    return Directory(TEAM, BOT, (*people, bot), groups, channels)
+    return Directory(TEAM, BOT, (*people, bot, slackbot), groups, channels)

@@ -228,8 +228,21 @@ def test_a_role_grants_nothing_in_other_namespaces_or_at_cluster_scope(cluster: 
         core.list_namespace()
     assert forbidden(exc) == f"namespaces is forbidden: {who('list', 'namespaces', '')}"
     with pytest.raises(ApiException) as exc:
+        core.read_namespace("default")
+    # The apiserver files a namespace object under its own namespace, not the cluster scope.
+    message = who("get", "namespaces", "", "default")
+    assert forbidden(exc) == f'namespaces "default" is forbidden: {message}'
+
+
+def test_a_rolebinding_can_grant_reading_its_own_namespace_object(cluster: Cluster) -> None:
+    cluster.grant("Role", "ns-reader", [rule([""], ["namespaces"], ["get"])], "ragbot")
+    cluster.bind("ns-reader", "Role", "ns-reader", "ragbot")
+    core = client.CoreV1Api(cluster.sa)
+    assert core.read_namespace("ragbot").metadata.name == "ragbot"
+    with pytest.raises(ApiException) as exc:
         core.read_namespace("velero")
-    assert forbidden(exc) == f'namespaces "velero" is forbidden: {who("get", "namespaces", "")}'
+    message = who("get", "namespaces", "", "velero")
+    assert forbidden(exc) == f'namespaces "velero" is forbidden: {message}'
 
 
 def test_watch_is_refused_before_the_stream_starts(cluster: Cluster) -> None:

@@ -427,3 +427,93 @@ def test_watch_gone_and_dropped_connections_during_a_restore(sandbox: Sandbox) -
     assert len(disruptions) > len(plan.steps)
     faults.clear()
     _assert_ready_and_restored(sb, final.velero_restore)
+
+
+def test_run_without_wait_records_intent_and_resume_runs_it(
+    sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sb = sandbox
+    sb.backup()
+    code, out, _ = sb.cli(capsys, "restore", "run", "latest", "--yes", "--reason", "drill")
+    assert code == 0 and "recorded as approved" in out
+    (record,) = list_records(sb.cluster, sb.cfg)
+    assert record.state == APPROVED and record.data["reason"] == "drill"
+    assert lock_holder(sb.cluster, sb.cfg) is None and sb.restores() == []
+    code, out, err = sb.cli(capsys, "restore", "resume", record.id)
+    assert code == 0, err
+    final = get_record(sb.cluster, sb.cfg, record.id)
+    assert final.state == SUCCEEDED
+    # The Velero Restore's name finds the record too.
+    code, out, _ = sb.cli(capsys, "restore", "status", final.velero_restore)
+    assert code == 0 and record.id in out
+
+
+# ------------------------------------------------------------- API-only helm uninstall
+
+
+def _release_objects(ns: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Three live objects and the release JSON whose manifest names them (one kept)."""
+    docs = [
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "demo-config"}},
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "demo-secret"}},
+        {"apiVersion": "v1", "kind": "ConfigMap",
+         "metadata": {"name": "demo-keep", "annotations": {"helm.sh/resource-policy": "keep"}}},
+    ]  # fmt: skip
+    manifest = "".join(f"---\n# Source: demo/templates/{i}.yaml\n{json.dumps(d)}\n"
+                       for i, d in enumerate(docs))  # fmt: skip
+    release = {
+        "name": "demo", "namespace": ns, "version": 2,
+        "info": {"status": "deployed", "description": "Upgrade complete",
+                 "first_deployed": "2025-01-01T00:00:00Z", "last_deployed": "2025-01-02T00:00:00Z"},
+        "chart": {"metadata": {"apiVersion": "v2", "name": "demo", "version": "1.0.0"}},
+        "config": {}, "manifest": manifest,
+        "hooks": [{"name": "demo-pre-delete", "kind": "Job", "path": "demo/templates/hook.yaml",
+                   "manifest": "", "events": ["pre-delete"], "weight": 0,
+                   "delete_policies": ["hook-succeeded"], "last_run": {"phase": ""}}],
+    }  # fmt: skip
+    live = [{**d, "metadata": {**d["metadata"], "namespace": ns}} for d in docs]
+    live[1]["data"] = {}
+    return live, release
+
+
+def _install_demo(sb: Sandbox, ns: str = "edp") -> None:
+    from k8s.helm_release import encode_release_secret
+
+    live, release = _release_objects(ns)
+    for obj in live:
+        R.create(sb.cluster, R.resolve(sb.cluster, "v1", obj["kind"]), ns, obj)
+    old = {**release, "version": 1, "info": {**release["info"], "status": "superseded"}}
+    for doc in (old, release):
+        R.create(sb.cluster, R.SECRET, ns, encode_release_secret(doc, ns))
+
+
+def _demo_left(sb: Sandbox, ns: str = "edp") -> set[str]:
+    cms = {o["metadata"]["name"] for o in R.list_all(sb.cluster, R.CONFIGMAP, ns)[0]}
+    secrets = {o["metadata"]["name"] for o in R.list_all(sb.cluster, R.SECRET, ns)[0]}
+    return {n for n in cms | secrets if "demo" in n}
+
+
+@pytest.mark.parametrize("crash_point", ["none", "marked", "half-deleted", "half-purged"])
+def test_helm_uninstall_finishes_whatever_a_crash_left(sandbox: Sandbox, crash_point: str) -> None:
+    from k8s.helm_uninstall import mark_uninstalling, uninstall_release
+
+    sb = sandbox
+    _install_demo(sb)
+    if crash_point != "none":  # replay what a killed uninstall had done
+        assert mark_uninstalling(sb.cluster, "edp", "demo") == 2
+        labels = R.get(sb.cluster, R.SECRET, "edp", "sh.helm.release.v1.demo.v2")["metadata"]["labels"]
+        assert labels["status"] == "uninstalling"
+    if crash_point in ("half-deleted", "half-purged"):
+        R.delete(sb.cluster, R.CONFIGMAP, "edp", "demo-config")
+    if crash_point == "half-purged":
+        R.delete(sb.cluster, R.SECRET, "edp", "demo-secret")
+        R.delete(sb.cluster, R.SECRET, "edp", "sh.helm.release.v1.demo.v1")
+    result = uninstall_release(sb.cluster, "edp", "demo", timeout=30)
+    assert result.found and result.revision == 2
+    assert result.kept == ("ConfigMap edp/demo-keep",)
+    assert [h.name for h in result.hooks_skipped] == ["demo-pre-delete"]
+    assert set(result.deleted) | set(result.already_gone) == {
+        "ConfigMap edp/demo-config", "Secret edp/demo-secret"}  # fmt: skip
+    assert _demo_left(sb) == {"demo-keep"}
+    again = uninstall_release(sb.cluster, "edp", "demo", timeout=30)
+    assert not again.found and "not found" in again.message

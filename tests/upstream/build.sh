@@ -32,7 +32,7 @@ mkdir -p "$tmp"
 build() { nice -n 19 go build -trimpath "$@"; }
 
 # (a) embedded etcd: our tiny main over go.etcd.io/etcd/server/v3/embed.
-echo "building etcd ..." >&2
+echo "[$(date +%T)] building etcd ..." >&2
 (cd "$here/etcd" && build -ldflags "-s -w" -o "$tmp/etcd" .)
 
 # (b) Kubernetes: every `tool` of kube/go.mod in one go build, so they share the build cache.
@@ -43,26 +43,39 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   ldflags+=" -X $pkg.gitVersion=$kver -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
   ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
 done
-echo "building Kubernetes $kver: $(cd "$here/kube" && go list tool | tr '\n' ' ')..." >&2
+echo "[$(date +%T)] building Kubernetes $kver: $(cd "$here/kube" && go list tool | tr '\n' ' ')..." >&2
 (cd "$here/kube" && build -ldflags "$ldflags" -o "$tmp/" tool)
 
 # (c) kwok: fake nodes and pod lifecycle without a kubelet (stages from its module, see cluster.py).
 kwokver=$(cd "$here/kwok" && go list -m -f '{{.Version}}' sigs.k8s.io/kwok)
-echo "building kwok $kwokver ..." >&2
+echo "[$(date +%T)] building kwok $kwokver ..." >&2
 (cd "$here/kwok" && build -ldflags "-s -w" -o "$tmp/" tool)
 
+# The Stages kwok runs with (its "fast" node and pod stages), from the module kwok was built from.
+kdir=$(cd "$here/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)
+mkdir -p "$tmp/kwok-stages"
+for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+         pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
+  install -m 644 "$kdir/kustomize/stage/$f" "$tmp/kwok-stages/"
+done
+
 # (d) Velero server (kopia replace carried in velero/go.mod), version stamped as hack/build.sh does.
+# controller-runtime's manager inside Velero v1.16 serves metrics on :8080 with no flag to
+# move it; its default is a string variable, set to "0" (off) here so two clusters, or
+# anything else on :8080, do not clash. Velero's own metrics use --metrics-address.
 vver=$(cd "$here/velero" && go list -m -f '{{.Version}}' github.com/vmware-tanzu/velero)
-echo "building velero $vver ..." >&2
+echo "[$(date +%T)] building velero $vver ..." >&2
 (cd "$here/velero" && build -ldflags "-s -w -X github.com/vmware-tanzu/velero/pkg/buildinfo.Version=$vver \
-   -X github.com/vmware-tanzu/velero/pkg/buildinfo.GitTreeState=clean" -o "$tmp/" tool)
+   -X github.com/vmware-tanzu/velero/pkg/buildinfo.GitTreeState=clean \
+   -X sigs.k8s.io/controller-runtime/pkg/metrics/server.DefaultBindAddress=0" -o "$tmp/" tool)
 
 # (e) the AWS object-store plugin, alone in plugins/: velero runs every executable under
 # --plugin-dir as a plugin.
 mkdir -p "$tmp/plugins"
-echo "building velero-plugin-for-aws ..." >&2
+echo "[$(date +%T)] building velero-plugin-for-aws ..." >&2
 (cd "$here/velero-plugin-for-aws" && build -ldflags "-s -w" -o "$tmp/plugins/" tool)
 
+echo "[$(date +%T)] done" >&2
 touch "$tmp/.complete"
 rm -rf "$bin"
 mv "$tmp" "$bin"
