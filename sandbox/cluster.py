@@ -145,21 +145,12 @@ class SandboxCluster:
         self.stop()
 
     def _make_controllers(self) -> list[Controller]:
-        out: list[Controller] = []
-        try:
-            from .workloads import WorkloadController
-        except ImportError:  # pragma: no cover - while the module is being written
-            WorkloadController = None  # type: ignore[assignment,misc]  # noqa: N806
-        if WorkloadController is not None:
-            out.append(WorkloadController(self.store, pod_ready_seconds=self.pod_ready_seconds))
-        try:
-            from .velero import VeleroSimulator
-        except ImportError:  # pragma: no cover
-            VeleroSimulator = None  # type: ignore[assignment,misc]  # noqa: N806
-        if VeleroSimulator is not None:
-            self.velero = VeleroSimulator(self.store, seconds=self.velero_seconds)
-            out.append(self.velero)
-        return out
+        from .velero import VeleroSimulator
+        from .workloads import WorkloadController
+
+        self.workloads = WorkloadController(self.store, pod_ready_seconds=self.pod_ready_seconds)
+        self.velero = VeleroSimulator(self.store, seconds=self.velero_seconds)
+        return [self.workloads, self.velero]
 
     # ----- snapshot ----------------------------------------------------------------------
 

@@ -3,7 +3,7 @@
 `ragbot sandbox channel [--follow]` prints this, and tests use it to read what a user
 would see without walking Block Kit JSON. One message per entry: time, author's display
 name, then the text, or for Block Kit messages a flattened rendering (headers as
-`# Title`, section text and fields, context lines as `› …`, buttons as `[Approve]`).
+`# Title`, section text and fields, context lines as `> …`, buttons as `[Approve]`).
 An edited message shows its latest version marked `(edited)`; thread replies are
 indented under their parent; ephemeral messages are marked `(only visible to NAME)`
 and, when a viewer is given, only that viewer's are shown, as Slack would.
@@ -90,7 +90,7 @@ def _block(block: dict[str, Any]) -> list[str]:
         return lines
     if kind == "context":
         parts = [_element(e) for e in block.get("elements") or []]
-        return ["› " + " · ".join(p for p in parts if p)]
+        return ["> " + " · ".join(p for p in parts if p)]
     if kind == "actions":
         return [" ".join(_element(e) for e in block.get("elements") or [])]
     if kind == "image":
