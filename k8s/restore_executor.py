@@ -34,13 +34,7 @@ from .helm_uninstall import delete_and_wait, uninstall_release
 from .kinds import resolve_kind
 from .readiness import Readiness, wait_ready
 from .resources import PVC, RESTORE, create, list_all, try_get
-from .restore_lock import (
-    BackupRunning,
-    RestoreInProgress,
-    acquire_lock,
-    release_lock,
-    running_backup,
-)
+from .restore_lock import release_lock, start
 from .restore_plan import (
     CLEANUP_ACTIONS,
     CREATE_RESTORE,
@@ -54,7 +48,6 @@ from .restore_plan import (
     RestorePlan,
 )
 from .restore_record import (
-    APPROVED,
     FAILED,
     PENDING,
     RUNNING,
@@ -341,41 +334,6 @@ class _Run:
         self.index = len(self.plan.steps)
         self.emit("succeeded")
         return self.record
-
-
-def start(cluster: Cluster, cfg: Config, record: RestoreRecord, *, retry_failed: bool = False,
-          now: Callable[[], datetime] = utcnow) -> RestoreRecord:  # fmt: skip
-    """Take the lock, check that no backup of ours runs, and move the record to running.
-
-    A record that cannot start (lock held by another restore, a backup running) ends
-    `failed` saying why, and the error is raised.
-    """
-    if record.state == RUNNING:
-        acquire_lock(cluster, cfg, record.id)  # ours already, or taken over if it was lost
-        return record
-    allowed = [APPROVED] + ([FAILED] if retry_failed else [])
-    if record.state not in allowed:
-        hint = " (add --retry to run its failed step again)" if record.state == FAILED else ""
-        raise StateConflict(f"restore {record.id} is {record.state}; it cannot run{hint}",
-                            state=record.state)  # fmt: skip
-    try:
-        acquire_lock(cluster, cfg, record.id)
-    except RestoreInProgress as err:
-        if record.state == APPROVED:
-            transition(cluster, record, [APPROVED], FAILED, now=now, error=str(err))
-        raise
-    backup = running_backup(cluster, cfg)
-    if backup is not None:
-        release_lock(cluster, cfg, record.id)
-        refusal = BackupRunning(backup)
-        if record.state == APPROVED:
-            transition(cluster, record, [APPROVED], FAILED, now=now, error=str(refusal))
-        raise refusal
-    fields: dict[str, Any] = {"error": "", "failed_step": "", "application_state": ""}
-    if record.state == FAILED:
-        failed = [s["key"] for s in record.steps if s["status"] == STEP_FAILED]
-        fields["retried"] = [*list(record.data.get("retried") or []), *failed]
-    return transition(cluster, record, [record.state], RUNNING, now=now, **fields)
 
 
 def run_restore(

@@ -13,6 +13,8 @@ restore whose process died keeps the lock until it is resumed to its end.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from config.models import Config
@@ -21,7 +23,18 @@ from . import labels as L
 from .client import Cluster
 from .errors import AlreadyExists, ClusterError, Conflict, NotFound
 from .resources import CONFIGMAP, create, get, replace
-from .restore_record import _from_configmap, stamp, utcnow
+from .restore_record import (
+    APPROVED,
+    FAILED,
+    RUNNING,
+    STEP_FAILED,
+    RestoreRecord,
+    StateConflict,
+    _from_configmap,
+    stamp,
+    transition,
+    utcnow,
+)
 
 LOCK_NAME = "ragbot-restore-lock"
 
@@ -139,3 +152,38 @@ def running_backup(cluster: Cluster, cfg: Config) -> str | None:
 
     running = running_backups(cluster, cfg)
     return running[0].name if running else None
+
+
+def start(cluster: Cluster, cfg: Config, record: RestoreRecord, *, retry_failed: bool = False,
+          now: Callable[[], datetime] = utcnow) -> RestoreRecord:  # fmt: skip
+    """Take the lock, check that no backup of ours runs, and move the record to running.
+
+    A record that cannot start (lock held by another restore, a backup running) ends
+    `failed` saying why, and the error is raised.
+    """
+    if record.state == RUNNING:
+        acquire_lock(cluster, cfg, record.id)  # ours already, or taken over if it was lost
+        return record
+    allowed = [APPROVED] + ([FAILED] if retry_failed else [])
+    if record.state not in allowed:
+        hint = " (add --retry to run its failed step again)" if record.state == FAILED else ""
+        raise StateConflict(f"restore {record.id} is {record.state}; it cannot run{hint}",
+                            state=record.state)  # fmt: skip
+    try:
+        acquire_lock(cluster, cfg, record.id)
+    except RestoreInProgress as err:
+        if record.state == APPROVED:
+            transition(cluster, record, [APPROVED], FAILED, now=now, error=str(err))
+        raise
+    backup = running_backup(cluster, cfg)
+    if backup is not None:
+        release_lock(cluster, cfg, record.id)
+        refusal = BackupRunning(backup)
+        if record.state == APPROVED:
+            transition(cluster, record, [APPROVED], FAILED, now=now, error=str(refusal))
+        raise refusal
+    fields: dict[str, Any] = {"error": "", "failed_step": "", "application_state": ""}
+    if record.state == FAILED:
+        failed = [s["key"] for s in record.steps if s["status"] == STEP_FAILED]
+        fields["retried"] = [*list(record.data.get("retried") or []), *failed]
+    return transition(cluster, record, [record.state], RUNNING, now=now, **fields)

@@ -29,8 +29,8 @@ from config.cleanup import HelmRelease, NamedDelete, SelectorDelete
 from config.models import Config
 
 from .client import Cluster
+from .helm_release import CorruptReleaseError, latest_release, manifest_objects
 from .helm_release import HelmRelease as ReleaseRecord
-from .helm_release import latest_release, manifest_objects
 from .kinds import CLUSTER_SCOPED_KINDS, resolve_kind
 from .resources import NAMESPACE, PVC, SECRET, list_all, try_get
 
@@ -209,7 +209,13 @@ def _helm_step(e: HelmRelease, facts: ClusterFacts, contents: BackupContents) ->
     deleted: list[ObjectRef] = []
     kept: list[ObjectRef] = []
     notes = [f"revision {rel.version} ({rel.status}), chart {rel.chart_name}-{rel.chart_version}"]
-    for obj in manifest_objects(rel):
+    try:
+        objects = manifest_objects(rel)
+    except CorruptReleaseError as err:
+        objects = []
+        first = str(err).splitlines()[0]
+        notes.append(f"{first}: the uninstall will stop here, as helm uninstall would")
+    for obj in objects:
         ref = _ref(obj.kind, obj.namespace, obj.name, contents, obj.api_version)
         if obj.helm_deletes:
             deleted.append(ref)
@@ -305,7 +311,7 @@ def plan_restore(
         if s.action in CLEANUP_ACTIONS
         for o in s.objects
         if o.in_backup is False
-    )
+    ) + tuple(n for s in steps for n in s.notes if n.startswith("corrupted release record"))
     return RestorePlan(backup, vns, tuple(steps), offline, ready, skipped, warnings)
 
 

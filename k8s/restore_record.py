@@ -365,3 +365,10 @@ def set_fields(cluster: Cluster, record: RestoreRecord, **fields: Any) -> Restor
 def set_annotations(cluster: Cluster, record: RestoreRecord, annotations: Mapping[str, str]) -> RestoreRecord:
     """Set annotations (e.g. L.ANNO_SLACK_MESSAGE, L.ANNO_ANNOUNCED) on the record."""
     return update(cluster, record, lambda _d, annos: annos.update(annotations))
+
+
+def restore_in_progress(cluster: Cluster, cfg: Config) -> str | None:
+    """The id of the live restore holding the lock, if any (see k8s.restore_lock)."""
+    from .restore_lock import restore_in_progress as holder
+
+    return holder(cluster, cfg)

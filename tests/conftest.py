@@ -241,15 +241,6 @@ class WatchCollector:
         with self._lock:
             return list(self.events)
 
-    def summary(self) -> list[tuple[str, str]]:
-        """(type, name) per event; BOOKMARKs as (BOOKMARK, resourceVersion)."""
-        out = []
-        for e in self.snapshot():
-            raw = e["raw_object"]
-            meta = raw.get("metadata") or {}
-            out.append((e["type"], meta.get("resourceVersion" if e["type"] == "BOOKMARK" else "name", "")))
-        return out
-
     def wait_count(self, n: int, timeout: float = 5.0) -> list[dict[str, Any]]:
         """Wait for at least n events; returns all events so far."""
         wait_for(

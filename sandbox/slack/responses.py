@@ -43,7 +43,9 @@ def respond(ws: Workspace, token: str, raw: bytes) -> tuple[int, str]:
     return 200, "ok"
 
 
-def apply_response(ws: Workspace, target: ResponseUrl, body: dict[str, Any]) -> Message | None:
+def apply_response(
+    ws: Workspace, target: ResponseUrl, body: dict[str, Any], *, via: str = "response_url"
+) -> Message | None:
     """Apply one response message to the workspace; returns the message it left, if any."""
     if flag(body.get("delete_original")):
         source = _source(target)
@@ -64,11 +66,11 @@ def apply_response(ws: Workspace, target: ResponseUrl, body: dict[str, Any]) -> 
         if target.command and not target.echoed:
             target.echoed = True
             ws.post(target.channel, target.command, user=target.user, via="command")
-        msg = ws.post(target.channel, text, blocks, thread_ts=thread_ts, via="response_url")
+        msg = ws.post(target.channel, text, blocks, thread_ts=thread_ts, via=via)
         target.posted.append((msg.ts, False))
     else:
         msg = ws.post(
-            target.channel, text, blocks, thread_ts=thread_ts, ephemeral_to=target.user, via="response_url"
+            target.channel, text, blocks, thread_ts=thread_ts, ephemeral_to=target.user, via=via
         )
         target.posted.append((msg.ts, True))
     return msg

@@ -195,7 +195,8 @@ class Sender:
             content_type = dict(result.headers).get("content-type", "")
             shown = result.ack if result.transport == "socket" else ack_message(result.body, content_type)
             if shown:
-                apply_response(self.ws, self.ws.use_response_url(token, count=False), dict(shown))
+                target = self.ws.use_response_url(token, count=False)
+                apply_response(self.ws, target, dict(shown), via="ack")
         elif result.error:
             notice = f'{payload["command"]} failed with the error "{result.error}"'
             self.ws.post(channel_id, notice, user=SLACKBOT, ephemeral_to=who.id, via="slack")

@@ -13,6 +13,7 @@ import itertools
 import json
 import threading
 import time
+from typing import Any
 
 import pytest
 from kubernetes import watch
@@ -195,6 +196,11 @@ def test_bookmarks_only_when_allowed(api_server_factory: object) -> None:
 
 def test_timeout_seconds_ends_the_stream_cleanly(api_server: ApiServerHandle) -> None:
     api_server.core.create_namespaced_config_map("default", cm("a"))
+    raw: list[Any] = []
+    in_parallel = threading.Thread(target=lambda: raw.append(api_server.raw(
+        "GET", "/api/v1/namespaces/default/configmaps?watch=1&timeoutSeconds=1"
+    )))
+    in_parallel.start()
     started = time.monotonic()
     events = list(
         watch.Watch().stream(api_server.core.list_namespaced_config_map, "default", timeout_seconds=1)
@@ -202,7 +208,8 @@ def test_timeout_seconds_ends_the_stream_cleanly(api_server: ApiServerHandle) ->
     elapsed = time.monotonic() - started
     assert [e["type"] for e in events] == ["ADDED"]
     assert 0.9 <= elapsed < 3
-    resp = api_server.raw("GET", "/api/v1/namespaces/default/configmaps?watch=1&timeoutSeconds=1")
+    in_parallel.join(5)
+    resp = raw[0]
     assert resp.status == 200 and resp.headers["Transfer-Encoding"] == "chunked"
     assert [json.loads(line)["type"] for line in resp.data.decode().splitlines()] == ["ADDED"]
 

@@ -32,7 +32,7 @@ from k8s import resources as R
 from k8s.backups import create_backup, wait_backup
 from k8s.client import Cluster, from_kubeconfig
 from k8s.readiness import check_ready
-from k8s.restore_executor import Progress, run_restore, start
+from k8s.restore_executor import Progress, run_restore
 from k8s.restore_lock import (
     LOCK_NAME,
     BackupRunning,

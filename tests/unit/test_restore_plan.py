@@ -148,6 +148,12 @@ def test_missing_release_and_missing_secret_are_noops_that_say_so() -> None:
     assert tls.objects == () and "not there" in tls.notes[0]
 
 
+def test_a_corrupt_release_record_is_a_warning_not_a_crash() -> None:
+    bad = ReleaseFacts(_release("keycloak", "auth", "---\nkind: [\n"), ("sh.helm.release.v1.keycloak.v1",))
+    plan = _plan(facts=_facts(releases={("auth", "keycloak"): bad}))
+    assert any(w.startswith("corrupted release record") for w in plan.warnings)
+
+
 def test_objects_missing_from_the_backup_are_flagged() -> None:
     plan = _plan()
     sel = plan.steps[0]
