@@ -60,12 +60,12 @@ class RateLimiter:
         with self._lock:
             self._rules[method] = _Rule(until=self._clock() + seconds, retry_after=retry_after)
 
-    def clear(self, method: str | None = None, *, everything: bool = True) -> None:
-        """Drop the rule of `method`; with the defaults, drop every rule."""
+    def clear(self, *methods: str) -> None:
+        """Drop the rules of these methods, or every rule when none is named."""
         with self._lock:
-            if method is None and everything:
+            if not methods:
                 self._rules.clear()
-            else:
+            for method in methods:
                 self._rules.pop(method, None)
 
     def check(self, method: str) -> int | None:

@@ -21,7 +21,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -29,7 +29,7 @@ from . import blockkit
 from .directory import SLACKBOT, User
 from .responses import ack_message, apply_response
 from .socket_mode import AckTimeout, NoConnection, SocketModeServer
-from .workspace import Message, Workspace
+from .workspace import Message, SlackError, Workspace
 
 ACK_SECONDS = 3.0
 
@@ -70,8 +70,8 @@ class Delivery:
 
     @property
     def acked(self) -> bool:
-        """Acknowledged in time, as Slack requires."""
-        return self.sent and self.status == 200 and self.error is None
+        """Acknowledged in time, as Slack requires (`error` may still say the ack was bad)."""
+        return self.sent and self.status == 200 and self.error != "operation_timeout"
 
 
 def sign(secret: str, timestamp: int | str, body: bytes) -> str:
@@ -186,7 +186,7 @@ class Sender:
     ) -> Delivery:
         """Type `line` (e.g. "/ragbackup now") as `user` (id or handle) in `channel`."""
         who = self.ws.directory.require_user(user)
-        channel_id = channel or self.ws.directory.channels[0].id
+        channel_id = self._channel_id(channel)
         url = self.ws.new_response_url(channel_id, who.id, command=line.strip())
         payload = command_payload(self.ws, who, line, channel_id, url, new_trigger_id())
         result = self.deliver("slash_commands", payload, transport, response_url=url)
@@ -196,8 +196,11 @@ class Sender:
             shown = result.ack if result.transport == "socket" else ack_message(result.body, content_type)
             if shown:
                 target = self.ws.use_response_url(token, count=False)
-                apply_response(self.ws, target, dict(shown), via="ack")
-        elif result.error:
+                try:
+                    apply_response(self.ws, target, dict(shown), via="ack")
+                except SlackError as exc:  # e.g. invalid_blocks in the ack: the user sees why
+                    result = replace(result, error=exc.code)
+        if result.error:
             notice = f'{payload["command"]} failed with the error "{result.error}"'
             self.ws.post(channel_id, notice, user=SLACKBOT, ephemeral_to=who.id, via="slack")
         return result
@@ -214,8 +217,7 @@ class Sender:
     ) -> Delivery:
         """Press `button` (label, action_id or value) on a message (ts, Message or "latest")."""
         who = self.ws.directory.require_user(user)
-        channel_id = channel or (message.channel if isinstance(message, Message) else None)
-        channel_id = channel_id or self.ws.directory.channels[0].id
+        channel_id = self._channel_id(channel or (message.channel if isinstance(message, Message) else None))
         source = self._message(channel_id, message, who.id)
         block, element = find_button(source, button)
         if element.get("confirm") is not None and not confirm:
@@ -229,6 +231,15 @@ class Sender:
             self.ws, who, source, block, element, url, new_trigger_id(), action_ts
         )
         return self.deliver("interactive", payload, transport, response_url=url)
+
+    def _channel_id(self, channel: str | None) -> str:
+        """A channel id from an id or name; None: the directory's first (sandbox) channel."""
+        if channel is None:
+            return self.ws.directory.channels[0].id
+        found = self.ws.channel(channel)
+        if found is None:
+            raise KeyError(f"no channel {channel!r} in the sandbox workspace")
+        return found.id
 
     def _message(self, channel: str, message: Message | str, viewer: str) -> Message:
         if isinstance(message, Message):
@@ -292,8 +303,9 @@ class Sender:
             resp = conn.getresponse()
             text = resp.read().decode("utf-8", "replace")
             status, got = resp.status, tuple((k.lower(), v) for k, v in resp.getheaders())
-        except (OSError, http.client.HTTPException):
-            return Delivery("http", True, 0, "", None, time.monotonic() - started, response_url, "dispatch_failed")
+        except (OSError, http.client.HTTPException) as exc:
+            error = "operation_timeout" if isinstance(exc, TimeoutError) else "dispatch_failed"
+            return Delivery("http", True, 0, "", None, time.monotonic() - started, response_url, error)
         finally:
             conn.close()
         seconds = time.monotonic() - started

@@ -150,6 +150,11 @@ class SocketModeServer:
         with self._lock:
             return sorted(c.id for c in self._connections.values() if c.open and not c.draining)
 
+    def open_connections(self) -> list[int]:
+        """Ids of every open connection, draining ones included."""
+        with self._lock:
+            return sorted(c.id for c in self._connections.values() if c.open)
+
     def wait_connections(self, n: int, timeout: float = 10.0) -> list[int]:
         """Block until at least n connections take envelopes; TimeoutError otherwise."""
         with self._lock:

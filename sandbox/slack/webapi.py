@@ -110,7 +110,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(status, text, "text/plain; charset=utf-8")
             return
         if path.startswith("/sandbox/"):
-            body = json.loads(raw) if raw.strip() else None
+            try:
+                body = json.loads(raw) if raw.strip() else None
+            except ValueError:
+                self._send_json(400, {"error": "the body is not JSON"})
+                return
             status, answer = web.control.handle(verb, path, query, body)
             self._send_json(status, answer)
             return

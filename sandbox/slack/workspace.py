@@ -259,6 +259,12 @@ class Workspace:
             found = [m for m in self._messages[ch.id] if include_deleted or not m.deleted]
             return copy.deepcopy(found)
 
+    def ephemerals(self, channel: str, user: str) -> list[Message]:
+        """The ephemeral messages `user` (id or handle) got in the channel, oldest first."""
+        who = self.user(user)
+        user_id = who.id if who else user
+        return [m for m in self.messages(channel) if m.ephemeral_to == user_id]
+
     def permalink(self, channel: str, ts: str) -> str:
         with self._changed:
             ch = self._require_channel(channel)
@@ -354,8 +360,9 @@ class Workspace:
         """429 every call (of `method`, or all) for the next `seconds`."""
         self.limiter.storm(seconds, method, retry_after=retry_after)
 
-    def clear_rate_limits(self) -> None:
-        self.limiter.clear()
+    def clear_rate_limits(self, *methods: str) -> None:
+        """Stop throttling these methods, or everything when none is named."""
+        self.limiter.clear(*methods)
 
     # ----- waiting -----------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ from k8s.restore_lock import (
     RestoreInProgress,
     lock_holder,
     restore_in_progress,
+    start,
 )
 from k8s.restore_plan import build_plan
 from k8s.restore_record import (
@@ -195,7 +196,8 @@ def test_full_restore_of_latest(sandbox: Sandbox, capsys: pytest.CaptureFixture[
         added = next(e["raw_object"] for e in restores.wait_count(1) if e["type"] == "ADDED")
     finally:
         restores.stop()
-    print(f"\nfull restore in the sandbox: {elapsed:.2f}s")
+    with capsys.disabled():
+        print(f"\nfull restore in the sandbox (ragbot restore run --wait): {elapsed:.2f}s")
 
     # The Restore as ragbot POSTed it (first watch event), against the playbook's.
     meta, spec = added["metadata"], added["spec"]

@@ -36,7 +36,7 @@ from slack_sdk.webhook import WebhookClient
 from sandbox.cluster import SANDBOX_CHANNEL, SANDBOX_USERS
 from sandbox.slack import Message, Sender, SlackEmulator, Workspace, render_channel
 from sandbox.slack.directory import OTHER_CHANNEL
-from sandbox.slack.sender import HttpTransport, SocketTransport, sign
+from sandbox.slack.sender import HttpTransport, SocketTransport, command_payload, sign
 from tests.conftest import wait_for
 
 OPERATOR, APPROVER = SANDBOX_USERS["operator"], SANDBOX_USERS["approver"]
@@ -206,6 +206,7 @@ ERRORS: list[tuple[str, Callable[[WebClient, Workspace], Any]]] = [
 ]  # fmt: skip
 
 
+@pytest.mark.filterwarnings("ignore:The top-level `text` argument is missing")
 @pytest.mark.parametrize(("error", "action"), ERRORS, ids=[f"{i}-{e}" for i, (e, _) in enumerate(ERRORS)])
 def test_errors_raise_slack_api_error(
     client: WebClient, emulator: SlackEmulator, error: str, action: Callable[[WebClient, Workspace], Any]
@@ -361,15 +362,22 @@ def test_response_url_semantics_and_limits(emulator_factory: Callable[..., Slack
         (OPERATOR, "/ragbackup list", None),  # an in_channel answer shows the command too
         ("U0RAGBOT001", "replaced", None),
     ]
-    assert hook.send_dict({"text": ""}).body == "no_text"
     assert hook.send_dict({"delete_original": True}).status_code == 200
     assert [m.text for m in ws.messages(SANDBOX_CHANNEL)] == ["just you", "/ragbackup list"]
+    clock.now += 1
+    parent = ws.messages(SANDBOX_CHANNEL)[-1].ts
+    assert hook.send_dict({"text": "in the thread", "thread_ts": parent}).body == "ok"
+    reply = ws.ephemerals(SANDBOX_CHANNEL, "operator")[-1]
+    assert (reply.text, reply.thread_ts) == ("in the thread", parent)
     gone = hook.send_dict({"text": "sixth"})
     assert (gone.status_code, gone.body) == (404, "expired_url")
 
-    late = WebhookClient(ws.new_response_url(SANDBOX_CHANNEL, OPERATOR))
+    other = WebhookClient(ws.new_response_url(SANDBOX_CHANNEL, OPERATOR))
+    assert (other.send_dict({"text": ""}).status_code, other.send(text="").body) == (400, "no_text")
+    too_big = other.send_dict({"text": "t", "blocks": [section("x" * 3001)]})
+    assert (too_big.status_code, too_big.body) == (400, "invalid_blocks")
     clock.now += 30 * 60 + 1
-    assert late.send_dict({"text": "too late"}).body == "expired_url"
+    assert other.send_dict({"text": "too late"}).body == "expired_url"
 
 
 # ----- Bolt in HTTP mode and in Socket Mode --------------------------------------------------
@@ -503,6 +511,23 @@ def test_http_mode_button_presses(client: WebClient, emulator: SlackEmulator, ht
     assert rejected is not None and rejected.text == "Rejected" and rejected.edited_ts
 
 
+def test_button_on_an_ephemeral_message(client: WebClient, emulator: SlackEmulator, http_bot: tuple[Bot, str]) -> None:
+    bot, url = http_bot
+    ws = emulator.workspace
+    sender = emulator.sender(HttpTransport(url))
+    ts = client.chat_postEphemeral(
+        channel=SANDBOX_CHANNEL, user=APPROVER, text="Restore?", blocks=approval_blocks()
+    )["message_ts"]
+    with pytest.raises(KeyError):
+        sender.click("operator", ts, "Approve")  # not visible to anyone else
+    assert sender.click("approver", ts, "Approve").acked
+    (body,) = bot.actions
+    assert "message" not in body and body["container"]["is_ephemeral"] is True
+    ws.wait_until(lambda w: w.ephemerals(SANDBOX_CHANNEL, APPROVER)[0].text.startswith("Approved"))
+    (msg,) = ws.messages(SANDBOX_CHANNEL)
+    assert msg.ephemeral_to == APPROVER and msg.edited_ts is None and len(msg.history) == 1
+
+
 def test_signature_is_what_slack_sdk_verifies() -> None:
     body = b"token=x&command=%2Fragbackup&text=now"
     now = int(time.time())
@@ -511,6 +536,7 @@ def test_signature_is_what_slack_sdk_verifies() -> None:
     assert not verifier.is_valid(body + b"x", str(now), sign("sec", now, body))
 
 
+@pytest.mark.slow
 def test_socket_mode_handler_connects_receives_and_reconnects(
     client: WebClient, emulator: SlackEmulator
 ) -> None:
@@ -538,12 +564,46 @@ def test_socket_mode_handler_connects_receives_and_reconnects(
         ws.wait_until(lambda w: (m := w.message(SANDBOX_CHANNEL, ts)) is not None and m.text.startswith("Approved"))
 
         assert server.disconnect("refresh_requested") == 1
-        wait_for(lambda: server.connections_made == 2 and len(server.connection_ids()) == 1, 10, "a reconnect")
+        # slack_sdk switches to the new connection once it has closed the old one, which
+        # waits for the old socket's 3 s receive timeout: wait for that, as Slack would.
+        wait_for(lambda: server.connections_made == 2 and server.open_connections() == [2], 10, "a reconnect")
         assert len(ws.calls("apps.connections.open")) == 2
         assert sender.command("approver", "/ragbackup help").acked
         assert len(bot.commands) == 3
     finally:
-        handler.close()
+        close_all([handler])
+
+
+def close_all(handlers: list[SocketModeHandler]) -> None:
+    """Close handlers in parallel: each close waits out its socket's 3 s receive timeout."""
+    threads = [threading.Thread(target=h.close) for h in handlers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+
+
+def test_socket_mode_envelopes_go_round_robin(emulator: SlackEmulator) -> None:
+    bot = Bot(emulator)
+    ws, server = emulator.workspace, emulator.socket_mode
+    handlers = [SocketModeHandler(bot.app, ws.app_token) for _ in range(2)]
+    try:
+        for h in handlers:
+            h.connect()
+        server.wait_connections(2)
+        user = ws.directory.require_user("operator")
+        acks = []
+        for _ in range(4):
+            url = ws.new_response_url(SANDBOX_CHANNEL, user.id)
+            payload = command_payload(ws, user, "/ragbackup help", SANDBOX_CHANNEL, url, "t.1.x")
+            acks.append(server.deliver("slash_commands", payload))
+        assert [a.payload for a in acks] == [{"text": "Usage: /ragbackup now"}] * 4
+        first, second = acks[0].connection, acks[1].connection
+        assert first != second and [a.connection for a in acks] == [first, second, first, second]
+        envelope_ids = [a["envelope_id"] for a in server.acks]
+        assert envelope_ids == [a.envelope_id for a in acks]
+    finally:
+        close_all(handlers)
 
 
 def test_socket_mode_without_a_client_or_ack(emulator: SlackEmulator) -> None:
@@ -605,7 +665,7 @@ def test_render_channel_as_text(emulator_factory: Callable[..., SlackEmulator]) 
 
 
 def test_control_endpoints_drive_the_workspace(emulator: SlackEmulator, http_bot: tuple[Bot, str]) -> None:
-    bot, url = http_bot
+    _, url = http_bot
     emulator.sender(HttpTransport(url))
 
     def post(path: str, body: dict[str, Any]) -> Any:

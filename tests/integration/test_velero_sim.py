@@ -102,6 +102,8 @@ class Velero:
         """Every state of one object from its creation to a terminal phase, by watch."""
         name = created["metadata"]["name"]
         states = [created]
+        if (created.get("status") or {}).get("phase") in TERMINAL:
+            return states
         deadline = time.monotonic() + timeout
         rv = created["metadata"]["resourceVersion"]
         while time.monotonic() < deadline:
@@ -307,11 +309,22 @@ def test_playbook_backup_runs_through_velero_phases_to_completed(velero: Velero)
 
 def test_backups_run_one_at_a_time(velero: Velero) -> None:
     first = velero.create("backups", playbook_backup("backup-first"))
-    second = velero.create("backups", playbook_backup("backup-second"))
-    wait_for(lambda: (velero.get("backups", "backup-first") or {}).get("status", {}).get("phase") == "InProgress")
-    assert (velero.get("backups", "backup-second") or {}).get("status", {}).get("phase") in (None, "", "New")
-    assert phases(velero.follow("backups", first))[-1] == "Completed"
-    assert phases(velero.follow("backups", second))[-1] == "Completed"
+    velero.create("backups", playbook_backup("backup-second"))
+    # One watch over both: its events are in resourceVersion order, i.e. in time order.
+    order: list[tuple[str, str]] = []
+    w = watch.Watch()
+    for event in w.stream(velero.custom.list_namespaced_custom_object, GROUP, VERSION, NS, "backups",
+                          resource_version=first["metadata"]["resourceVersion"], timeout_seconds=15):
+        obj = event["object"]
+        phase = (obj.get("status") or {}).get("phase") or ""
+        if not order or order[-1] != (obj["metadata"]["name"], phase):
+            order.append((obj["metadata"]["name"], phase))
+        if sum(1 for _, p in order if p in TERMINAL) == 2:
+            w.stop()
+    first_leaves = next(i for i, (n, p) in enumerate(order) if n == "backup-first" and p not in ("", "InProgress"))
+    second_starts = order.index(("backup-second", "InProgress"))
+    assert first_leaves < second_starts
+    assert ("backup-first", "Completed") in order and ("backup-second", "Completed") in order
 
 
 def test_missing_storage_location_fails_validation(velero: Velero) -> None:
@@ -701,6 +714,7 @@ def test_delete_backup_request_removes_backup_and_its_restores(velero: Velero) -
 
 
 def test_delete_backup_request_for_a_running_or_missing_backup(velero: Velero) -> None:
+    velero.sim.seconds = 30  # long enough to be seen running, however loaded the machine
     created = velero.create("backups", playbook_backup("backup-running"))
     wait_for(lambda: (velero.get("backups", "backup-running") or {}).get("status", {}).get("phase") == "InProgress")
     velero.create("deletebackuprequests", {
@@ -709,6 +723,7 @@ def test_delete_backup_request_for_a_running_or_missing_backup(velero: Velero) -
     })
     done = wait_for(lambda: (d := velero.get("deletebackuprequests", "del-running")) and d.get("status", {}).get("phase") == "Processed" and d)
     assert done["status"]["errors"] == ["backup is still in progress"]
+    velero.sim.seconds = SECONDS
     assert phases(velero.follow("backups", created))[-1] == "Completed"
 
     velero.create("deletebackuprequests", {

@@ -84,7 +84,7 @@ def backup_restore(up: Upstream, timeout: float = 300) -> dict[str, Any]:
     vpath = f"/apis/velero.io/v1/namespaces/{VELERO_NAMESPACE}"
     name = backup_name("backup", datetime.now(UTC))
     t0 = time.monotonic()
-    request(api, "POST", f"{vpath}/backups", build_backup(cfg, name=name, trigger="manual"))
+    request(api, "POST", f"{vpath}/backups", build_backup(cfg, name=name, trigger="cli"))
     b = _wait_phase(api, f"{vpath}/backups/{name}", timeout)
     st = b["status"]
     out["backup"] = {
