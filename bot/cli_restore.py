@@ -5,15 +5,18 @@ module parses arguments, shows the plan, asks for `--yes`, prints progress and m
 outcomes to exit codes (0 succeeded, 1 failed, 2 usage/config or no `--yes`).
 
 `run --yes --wait` drives the restore from this process. Without `--wait` it records
-an approved restore and returns, as `backup now` hands its work to Velero: a ragbot
-deployment (or `ragbot restore resume ID`) carries it out. A process killed mid-way
-loses nothing: `ragbot restore resume ID` carries on from the last finished step.
+an approved restore and hands it to a detached `ragbot restore resume ID` process, as
+`backup now` hands its work to Velero. A process killed mid-way loses nothing:
+`ragbot restore resume ID` carries on from the last finished step.
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any, TextIO
 
 from k8s import backups
@@ -137,14 +140,36 @@ def cmd_run(args: argparse.Namespace) -> int:
                                trigger="cli", state=APPROVED, approver="cli --yes")  # fmt: skip
         sys.stdout.write(f"restore {record.id} of backup {plan.backup}: {len(plan.steps)} steps\n")
         if not args.wait:
+            pid, log_path = _run_in_background(args, record.id)
             sys.stdout.write(
-                f"recorded as approved; a running ragbot carries it out, or run it here with "
-                f"`ragbot restore resume {record.id}`\n"
+                f"running in the background (pid {pid}, log {log_path}); follow it with "
+                f"`ragbot restore status {record.id}`\n"
             )
             return EXIT_OK
         return _drive(cluster, cfg, record.id, retry=False)
     finally:
         cluster.close()
+
+
+def _run_in_background(args: argparse.Namespace, record_id: str) -> tuple[int, Path]:
+    """Start `ragbot restore resume ID` detached, so the restore goes on after we return.
+
+    Like `backup now` without `--wait` (Velero carries on), the restore must not depend
+    on this terminal staying open; the detached process survives it, and if it dies the
+    record still says where to resume.
+    """
+    argv = [sys.executable, "-m", "bot", "restore", "resume", record_id]
+    for path in args.config or []:
+        argv += ["--config", str(Path(path).resolve())]
+    if getattr(args, "kubeconfig", None):
+        argv += ["--kubeconfig", str(Path(args.kubeconfig).resolve())]
+    log_path = Path(tempfile.gettempdir()) / f"ragbot-{record_id}.log"
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True, close_fds=True,
+        )
+    return proc.pid, log_path
 
 
 def cmd_resume(args: argparse.Namespace) -> int:

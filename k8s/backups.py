@@ -142,13 +142,19 @@ def create_backup(
     note: str = "",
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """Create a Backup now, unless disabled or one of ours is still running.
+    """Create a Backup now, unless disabled, restoring, or one of ours is still running.
 
     Two requests in one second map to one name: the same requester's is the same
     request (returned as is), anyone else's gets the next free `-N` suffix.
     """
     require_enabled(cfg)
     ns = cfg.velero.namespace
+    from .restore_lock import RestoreInProgress, restore_in_progress
+
+    restoring = restore_in_progress(cluster, cfg)
+    if restoring:
+        # A backup taken mid-restore would capture a half-restored application.
+        raise RestoreInProgress(restoring)
     running = running_backups(cluster, cfg)
     if running:
         first = running[0]

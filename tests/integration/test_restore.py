@@ -37,7 +37,9 @@ from k8s.restore_lock import (
     LOCK_NAME,
     BackupRunning,
     RestoreInProgress,
+    acquire_lock,
     lock_holder,
+    release_lock,
     restore_in_progress,
     start,
 )
@@ -431,20 +433,29 @@ def test_watch_gone_and_dropped_connections_during_a_restore(sandbox: Sandbox) -
     _assert_ready_and_restored(sb, final.velero_restore)
 
 
-def test_run_without_wait_records_intent_and_resume_runs_it(
+def test_run_without_wait_goes_on_in_the_background(
     sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Without --wait the command returns at once and a detached process does the work."""
     sb = sandbox
     sb.backup()
-    code, out, _ = sb.cli(capsys, "restore", "run", "latest", "--yes", "--reason", "drill")
-    assert code == 0 and "recorded as approved" in out
+    code, out, err = sb.cli(capsys, "restore", "run", "latest", "--yes", "--reason", "drill")
+    assert code == 0 and "running in the background" in out, err
     (record,) = list_records(sb.cluster, sb.cfg)
-    assert record.state == APPROVED and record.data["reason"] == "drill"
-    assert lock_holder(sb.cluster, sb.cfg) is None and sb.restores() == []
-    code, out, err = sb.cli(capsys, "restore", "resume", record.id)
-    assert code == 0, err
+    assert record.data["reason"] == "drill"
+
+    def finished(view: Collection) -> str | None:
+        obj = view.get(sb.cfg.ragbot.namespace, record.id)
+        state = json.loads(obj["data"]["record.json"])["state"] if obj else ""
+        return state if state in (SUCCEEDED, "failed") else None
+
+    state = wait_for(
+        sb.cluster, R.CONFIGMAP, sb.cfg.ragbot.namespace, finished, timeout=120,
+        what="the background restore", field_selector=f"metadata.name={record.id}",
+    )
     final = get_record(sb.cluster, sb.cfg, record.id)
-    assert final.state == SUCCEEDED
+    assert state == SUCCEEDED, final.data.get("error")
+    assert len(sb.restores()) == 1
     # The Velero Restore's name finds the record too.
     code, out, _ = sb.cli(capsys, "restore", "status", final.velero_restore)
     assert code == 0 and record.id in out
@@ -519,3 +530,18 @@ def test_helm_uninstall_finishes_whatever_a_crash_left(sandbox: Sandbox, crash_p
     assert _demo_left(sb) == {"demo-keep"}
     again = uninstall_release(sb.cluster, "edp", "demo", timeout=30)
     assert not again.found and "not found" in again.message
+
+
+def test_backup_refused_while_a_restore_holds_the_lock(sandbox: Sandbox) -> None:
+    """The lock works both ways: no backup of a half-restored application."""
+    sb = sandbox
+    backup = sb.backup()
+    plan = build_plan(sb.cluster, sb.cfg, R.get(sb.cluster, R.BACKUP, sb.cfg.velero.namespace, backup))
+    record = create_record(sb.cluster, sb.cfg, plan, requester="test", reason="", trigger="cli",
+                           state=APPROVED, approver="test")  # fmt: skip
+    acquire_lock(sb.cluster, sb.cfg, record.id)
+    with pytest.raises(RestoreInProgress, match=record.id):
+        create_backup(sb.cluster, sb.cfg, trigger="cli", requester="test")
+    release_lock(sb.cluster, sb.cfg, record.id)
+    created = create_backup(sb.cluster, sb.cfg, trigger="cli", requester="test")
+    assert created["metadata"]["name"]

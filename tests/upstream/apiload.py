@@ -19,16 +19,23 @@ from kubernetes.client.exceptions import ApiException
 Obj = dict[str, Any]
 
 
-def request(api: ApiClient, method: str, path: str, body: Any = None, timeout: float = 30) -> Any:
+def request(
+    api: ApiClient,
+    method: str,
+    path: str,
+    body: Any = None,
+    timeout: float = 30,
+    content_type: str = "application/json",
+) -> Any:
     """One REST call; returns the decoded JSON body; raises ApiException on non-2xx."""
     headers = {"Accept": "application/json"}
     if body is not None:
-        headers["Content-Type"] = "application/json"
+        headers["Content-Type"] = content_type
     r = api.rest_client.request(
         method,
         api.configuration.host + path,
         headers=headers,
-        body=body,
+        body=None if body is None else json.dumps(body),
         _request_timeout=timeout,
     )
     # kubernetes>=34 returns an unread response and leaves status checks to the caller;
@@ -112,6 +119,7 @@ def create_objects(api: ApiClient, objects: list[Obj], *, exist_ok: bool = False
     """Create `objects` in order (CRDs are waited for), then write their status. Returns count."""
     res = Resources(api)
     crds: list[str] = []
+    prebound: dict[tuple[str, str], str] = {}  # (ns, claim) -> PV whose claimRef has no uid
     n = 0
     for obj in objects:
         if obj["kind"] != "CustomResourceDefinition" and crds:
@@ -129,6 +137,13 @@ def create_objects(api: ApiClient, objects: list[Obj], *, exist_ok: bool = False
                 ) from e
             created = request(api, "GET", res.path(obj, name=True)[0])
         n += 1
+        ref = (obj.get("spec") or {}).get("claimRef") or {}
+        if obj["kind"] == "PersistentVolume" and ref.get("name") and not ref.get("uid"):
+            prebound[(ref.get("namespace", ""), ref["name"])] = obj["metadata"]["name"]
+        if obj["kind"] == "PersistentVolumeClaim":
+            key = (created["metadata"]["namespace"], created["metadata"]["name"])
+            if key in prebound:
+                bind_volume(api, prebound.pop(key), created)
         if obj["kind"] == "CustomResourceDefinition":
             crds.append(obj["metadata"]["name"])
         if has_status and obj.get("status") and obj["kind"] != "Node":
@@ -148,3 +163,30 @@ def write_status(api: ApiClient, path: str, current: Obj, status: Obj, tries: in
                 raise
             current = request(api, "GET", path)
     raise RuntimeError(f"status of {path}: still conflicting after {tries} tries")
+
+
+def bind_volume(api: ApiClient, pv: str, claim: Obj) -> None:
+    """Give a seeded PV's claimRef the uid of the claim just created.
+
+    The seed (plain data) cannot know a claim's uid, and a real cluster's bound PV always
+    carries it: kube-controller-manager's persistentvolume-binder marks a claim annotated
+    `pv.kubernetes.io/bind-completed` whose volume's claimRef.uid differs `Lost`
+    ("ClaimMisbound"). The PVC is created first (its uid exists only then), so this
+    patch races the binder by milliseconds; if the binder wins, its next resync (15 s)
+    binds the claim again (bind() on a matching uid).
+    """
+    patch = {
+        "spec": {
+            "claimRef": {
+                "uid": claim["metadata"]["uid"],
+                "resourceVersion": claim["metadata"]["resourceVersion"],
+            }
+        }
+    }
+    request(
+        api,
+        "PATCH",
+        f"/api/v1/persistentvolumes/{pv}",
+        patch,
+        content_type="application/merge-patch+json",
+    )
