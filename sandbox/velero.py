@@ -407,9 +407,8 @@ class VeleroSimulator(VeleroClient):
                 if (obj.get("status") or {}).get("phase") != IN_PROGRESS:
                     continue
                 reason = f'found a {what} with status "{IN_PROGRESS}" during the server starting, mark it as "{FAILED}"'
-                self.patch(rt, name, lambda cur, r=reason: cur.setdefault("status", {}).update(
-                    phase=FAILED, failureReason=r, completionTimestamp=now))
-                runs.pop(name, None)  # type: ignore[attr-defined]
+                self.patch(rt, name, _failed(reason, now))
+                runs.pop(name, None)
         self._backup_slot = self._backup_slot if self._backup_slot in self.backup_runs else None
         self._restore_slot = self._restore_slot if self._restore_slot in self.restore_runs else None
 
@@ -430,3 +429,9 @@ class VeleroSimulator(VeleroClient):
                         LogBuffer(self.clock), phase=phase, elapsed=0.75 * self.seconds,
                     )
 
+
+def _failed(reason: str, now: str) -> Callable[[Obj], None]:
+    def mutate(cur: Obj) -> None:
+        cur.setdefault("status", {}).update(phase=FAILED, failureReason=reason, completionTimestamp=now)
+
+    return mutate

@@ -192,12 +192,13 @@ def advance_backup(sim: VeleroSimulator, run: BackupRun, dt: float) -> bool:
         final = PARTIALLY_FAILED if run.phase == FINALIZING_PARTIALLY_FAILED else COMPLETED
         now = stamp(sim.clock())
 
-        def done(cur: Obj) -> None:
+        def complete(cur: Obj) -> None:
             st = _status(cur)
             st.update(phase=final, completionTimestamp=now)
             if run.ops:
                 st["csiVolumeSnapshotsCompleted"] = run.ops
-        written = sim.patch(rt, run.name, done)
+
+        written = sim.patch(rt, run.name, complete)
         if written is not None:
             sim.objects.put(run.bsl, run.layout.backup(run.name, ""), JSON, written)
         run.log.info(f"Backup completed with status {final}")

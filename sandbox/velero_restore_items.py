@@ -226,8 +226,8 @@ def _ensure_namespace(sim: VeleroSimulator, run: RestoreRun, ns: str, original: 
     if ns_rt is None or sim.store.try_get(ns_rt, "", ns) is not None:
         return
     backed_up = run.namespaces.get(original)
-    body = _reset(backed_up) if backed_up else {"apiVersion": "v1", "kind": "Namespace", "metadata": {}}
-    body["metadata"]["name"] = ns
+    body: Obj = _reset(backed_up) if backed_up else {"apiVersion": "v1", "kind": "Namespace"}
+    body.setdefault("metadata", {})["name"] = ns
     body.pop("spec", None)
     try:
         sim.store.create(ns_rt, "", body, defaults=apply_defaults)

@@ -745,3 +745,25 @@ def test_object_storage_survives_dump_and_load(velero: Velero) -> None:
         assert other.objects.keys("default") == velero.sim.objects.keys("default")
     finally:
         other.stop()
+
+
+def test_sandbox_snapshot_keeps_the_bucket(tmp_path: Any, seed_objects: list[dict[str, Any]],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(seed, "enterprise_rag_seed", lambda **_: clone(seed_objects))
+    path = tmp_path / "state.json"
+    first = SandboxCluster(velero_seconds=SECONDS, pod_ready_seconds=0.05, snapshot_path=path).start()
+    try:
+        v = Velero(first)
+        wait_for(lambda: v.sim.alive)
+        name = run_backup(v)[0]["metadata"]["name"]
+        before = v.download_json("BackupResourceList", name)
+    finally:
+        first.stop()
+    second = SandboxCluster(velero_seconds=SECONDS, pod_ready_seconds=0.05, snapshot_path=path).start()
+    try:
+        v = Velero(second)
+        wait_for(lambda: v.sim.alive)
+        assert (v.get("backups", name) or {})["status"]["phase"] == "Completed"
+        assert v.download_json("BackupResourceList", name) == before
+    finally:
+        second.stop()
