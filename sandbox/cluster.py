@@ -31,6 +31,8 @@ BOT_NAMESPACE = "ragbot"
 # Sandbox Slack identities (the Slack emulator of a later issue uses the same ids).
 SANDBOX_CHANNEL = "C0SANDBOX01"
 SANDBOX_USERS = {"operator": "U0OPERATOR1", "approver": "U0APPROVER1", "viewer": "U0VIEWER01"}
+# Both sandbox approvers (U0APPROVER1, U0APPROVER2) are in this user group.
+SANDBOX_APPROVERS_GROUP = "S0APPROVERS"
 
 
 class Controller(Protocol):
@@ -239,7 +241,7 @@ def sandbox_config_yaml() -> str:
             "access": {
                 "backup": {"users": [users["operator"], users["approver"]]},
                 "restore": {"users": [users["operator"]]},
-                "approve": {"users": [users["approver"]]},
+                "approve": {"users": [users["approver"]], "usergroups": [SANDBOX_APPROVERS_GROUP]},
                 "allow_self_approval": False,
             },
         },
