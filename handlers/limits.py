@@ -39,7 +39,7 @@ def _text(obj: Any, where: str, limit: int, *, plain_only: bool = False) -> list
     allowed = ("plain_text",) if plain_only else _TEXT_TYPES
     problems = [] if kind in allowed else [f"{where}: type {kind!r}, expected {' or '.join(allowed)}"]
     text = obj.get("text")
-    if not isinstance(text, str) or not text:
+    if not isinstance(text, str) or not text.strip():
         return [*problems, f"{where}: empty text"]
     if len(text) > limit:
         problems.append(f"{where}: {len(text)} characters, at most {limit}")

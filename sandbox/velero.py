@@ -70,6 +70,9 @@ class VeleroSimulator(VeleroClient):
     `clock` gives every timestamp it writes and the expiry of download URLs.
     `queued_phases` writes the Queued and ReadyToStart phases of newer Velero releases
     before InProgress, when the installed CRD's phase enum allows them (v1.16's does not).
+    `tick` is how often the server thread wakes without events, `progress_interval` the
+    least time between two progress writes of one run, `resync_seconds` the period of the
+    level-triggered resync of every Velero object.
     """
 
     def __init__(

@@ -75,6 +75,7 @@ class RestoreRun:
     restored: dict[tuple[str, str, str], str] = field(default_factory=dict)
     provision: set[str] = field(default_factory=set)  # PVs re-provisioned rather than restored
     namespaces: dict[str, Obj] = field(default_factory=dict)  # backed-up Namespaces by name
+    preserve_node_ports: bool = False
 
 
 # ----- validation (validateAndComplete) ---------------------------------------------------
@@ -168,7 +169,8 @@ def start_restore(sim: VeleroSimulator, restore: Obj) -> RestoreRun | None:
     layout = Layout(((bsl.get("spec") or {}).get("objectStorage") or {}).get("prefix", ""))
     log = LogBuffer(sim.clock, restore=f"{sim.namespace}/{name}", logSource="pkg/restore/restore.go")
     run = RestoreRun(name, backup["metadata"]["name"], bsl["metadata"]["name"], layout, [], injection, log,
-                     policy=spec.get("existingResourcePolicy") or "")
+                     policy=spec.get("existingResourcePolicy") or "",
+                     preserve_node_ports=spec.get("preserveNodePorts") is True)
     log.info(f"Starting restore of backup {sim.namespace}/{run.backup}")
     items = sim.objects.payload(run.bsl, layout.backup(run.backup, ".tar.gz"))
     if items is None:

@@ -113,8 +113,10 @@ def _item_actions(run: RestoreRun, gr: str, obj: Obj, item: Obj, *, exists: bool
         if spec.get("clusterIP") != "None":
             spec.pop("clusterIP", None)
             spec.pop("clusterIPs", None)
-        for port in spec.get("ports") or []:
-            port.pop("nodePort", None)
+        if not run.preserve_node_ports:
+            for port in spec.get("ports") or []:
+                port.pop("nodePort", None)
+            spec.pop("healthCheckNodePort", None)
     elif gr == "pods":
         spec.pop("nodeName", None)
     elif gr == "persistentvolumeclaims" and spec.get("volumeName"):

@@ -148,11 +148,11 @@ def bar(done: int, total: int, width: int = 12) -> str:
 
 
 def mrkdwn(text: str, limit: int = limits.MAX_SECTION_TEXT) -> dict[str, str]:
-    return {"type": "mrkdwn", "text": clip(text, limit) or " "}
+    return {"type": "mrkdwn", "text": clip(text, limit) if text.strip() else "-"}
 
 
 def plain(text: str, limit: int) -> dict[str, Any]:
-    flat = " ".join(str(text).split()) or " "
+    flat = " ".join(str(text).split()) or "-"
     return {"type": "plain_text", "text": clip(flat, limit), "emoji": True}
 
 
@@ -160,9 +160,12 @@ def header(text: str) -> Block:
     return {"type": "header", "text": plain(text, limits.MAX_HEADER)}
 
 
-def section(text: str, *, fields: Iterable[str] = (), block_id: str | None = None) -> Block:
-    block: Block = {"type": "section", "text": mrkdwn(text)}
+def section(text: str = "", *, fields: Iterable[str] = (), block_id: str | None = None) -> Block:
+    """A section; with only `fields`, no text (Slack refuses blank text)."""
     shown = [f for f in fields if f]
+    block: Block = {"type": "section"}
+    if text.strip() or not shown:
+        block["text"] = mrkdwn(text)
     if shown:
         block["fields"] = [mrkdwn(f, limits.MAX_FIELD_TEXT) for f in shown[: limits.MAX_FIELDS]]
     if block_id:
@@ -176,7 +179,7 @@ def field(label: str, value: str) -> str:
 
 
 def context(*texts: str) -> Block:
-    shown = [t for t in texts if t][: limits.MAX_CONTEXT_ELEMENTS] or [" "]
+    shown = [t for t in texts if t.strip()][: limits.MAX_CONTEXT_ELEMENTS] or ["-"]
     return {"type": "context", "elements": [mrkdwn(t, 1000) for t in shown]}
 
 
@@ -185,9 +188,10 @@ def divider() -> Block:
 
 
 def confirm_dialog(title: str, text: str, yes: str, no: str, *, style: str = "primary") -> Block:
+    """Slack's confirmation dialog; every text is plain (raw, not escaped) and clipped."""
     return {
         "title": plain(title, limits.MAX_CONFIRM_TITLE),
-        "text": mrkdwn(text, limits.MAX_CONFIRM_TEXT),
+        "text": plain(text, limits.MAX_CONFIRM_TEXT),
         "confirm": plain(yes, limits.MAX_CONFIRM_BUTTON),
         "deny": plain(no, limits.MAX_CONFIRM_BUTTON),
         "style": style,

@@ -31,19 +31,20 @@ def request(
     headers = {"Accept": "application/json"}
     if body is not None:
         headers["Content-Type"] = content_type
-    r = api.rest_client.request(
+    # straight to the client's urllib3 pool (TLS + client cert already configured): the
+    # kubernetes client's own rest layer changed between releases (v34+ returns unread
+    # responses, re-encodes string bodies), and bytes are what we mean to send
+    r = api.rest_client.pool_manager.request(
         method,
         api.configuration.host + path,
         headers=headers,
-        body=None if body is None else json.dumps(body),
-        _request_timeout=timeout,
+        body=None if body is None else json.dumps(body).encode(),
+        timeout=timeout,
     )
-    # kubernetes>=34 returns an unread response and leaves status checks to the caller;
-    # older clients read it and raise ApiException themselves. Handle both.
-    data = r.read() if hasattr(r, "read") else r.data
+    data = r.data
     if not 200 <= r.status <= 299:
         err = ApiException(status=r.status, reason=r.reason)
-        err.body = data.decode(errors="replace") if isinstance(data, bytes) else data
+        err.body = data.decode(errors="replace")
         raise err
     return json.loads(data) if data else None
 
