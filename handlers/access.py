@@ -22,6 +22,8 @@ from typing import Literal
 
 from config.models import AccessConfig, AccessRule, ApproveRule
 
+from .blocks.kit import esc
+
 Action = Literal["backup", "restore", "approve", "none"]
 GroupsOf = Callable[[str], AbstractSet[str]]
 """user id -> the user groups (S…) the user is in; may raise UsergroupLookupError."""
@@ -31,7 +33,11 @@ ROOT = "ragbot.access"
 
 @dataclass(frozen=True)
 class Decision:
-    """The answer, the rule that gave it (a config key path), and a sentence for the user."""
+    """The answer, the rule that gave it (a config key path), and a sentence for the user.
+
+    `reason` is Slack mrkdwn (mentions of users and channels; anything from outside
+    escaped), ready for handlers.blocks.notices.refusal.
+    """
 
     allowed: bool
     rule: str
@@ -77,14 +83,14 @@ def _member_of(
         broken = {g: why for g, why in err.failed.items() if g in wanted}
         if not broken:
             return Decision(False, f"{key}.users", nobody)
-        what = "; ".join(f"{g}: {why}" for g, why in sorted(broken.items()))
+        what = esc("; ".join(f"{g}: {why}" for g, why in sorted(broken.items())))
         return Decision(False, f"{key}.usergroups",
                         f"could not check the user groups of {key}.usergroups ({what}); "
                         "try again in a minute, or ask an admin to check the group ids "
                         "and the bot's usergroups:read scope")  # fmt: skip
     except Exception as err:  # an injected lookup must never crash a Slack handler
         return Decision(False, f"{key}.usergroups",
-                        f"could not check your user groups ({type(err).__name__}: {err}); "
+                        f"could not check your user groups ({esc(type(err).__name__)}: {esc(err)}); "
                         "try again in a minute")  # fmt: skip
     hit = sorted(mine & wanted)
     if hit:

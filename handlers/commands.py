@@ -354,8 +354,9 @@ def _parse_positional(row: Verb, first: str, rest: str) -> ParsedCommand | Usage
     try:
         name = _object_name(first, "backup name")
     except _Bad as err:
-        known = ", ".join(f"`{v.name}`" for v in verbs_of(row.command) if not v.positional)
-        close = difflib.get_close_matches(first.lower(), [v.name for v in verbs_of(row.command)], n=1)
+        names = [v.name for v in verbs_of(row.command) if not v.positional]
+        known = ", ".join(f"`{n}`" for n in names)
+        close = difflib.get_close_matches(first.lower(), names, n=1)
         hint = f"; did you mean `{close[0]}`?" if close else ""
         return UsageError(
             row.command,

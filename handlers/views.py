@@ -137,6 +137,15 @@ def _t(value: Any) -> datetime | None:
     return parse_time(value) if value else None
 
 
+def _step(s: Mapping[str, Any]) -> StepView:
+    return StepView(
+        key=str(s.get("key", "")), action=str(s.get("action", "")),
+        title=str(s.get("title", "")), status=str(s.get("status", "")),
+        detail=str(s.get("detail", "")), started=_t(s.get("started")),
+        finished=_t(s.get("finished")),
+    )  # fmt: skip
+
+
 def restore_view(record: RestoreRecord) -> RestoreView:
     """Read a record's `record.json` (missing keys: empty)."""
     d = record.data
@@ -147,13 +156,7 @@ def restore_view(record: RestoreRecord) -> RestoreView:
             offline = record.plan.offline
         except (KeyError, TypeError, ValueError):
             offline = ()
-    steps = tuple(
-        StepView(str(s.get("key", "")), str(s.get("action", "")), str(s.get("title", "")),
-                 str(s.get("status", "")), str(s.get("detail", "")), _t(s.get("started")),
-                 _t(s.get("finished")))  # fmt: skip
-        for s in d.get("steps") or ()
-        if isinstance(s, Mapping)
-    )
+    steps = tuple(_step(s) for s in d.get("steps") or () if isinstance(s, Mapping))
     state = record.state
     decided = str(d.get(f"{state}_by") or "") if state in ("rejected", "cancelled") else ""
     view = RestoreView(

@@ -106,7 +106,7 @@ def _body(
         text = "*Nothing is removed first*: Velero restores the backup over what is there."
     blocks.append(section(text))
     if v.plan_warnings:
-        blocks.append(section("*Deleted and not in the backup* (the restore cannot bring these back)\n"
+        blocks.append(section("*Warnings from the plan*\n"
                               + bullets(v.plan_warnings, max_items=10, max_chars=2000)))  # fmt: skip
     estimate = (f"about {duration(last_restore)} (the last restore)" if last_restore
                 else "unknown (no earlier restore)")  # fmt: skip

@@ -10,6 +10,7 @@ the log has it", without a stack trace or an internal message.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from k8s.backups import (
     BackupInProgress,
@@ -22,11 +23,13 @@ from k8s.errors import ClusterError, Forbidden, Timeout, Transient, Unauthorized
 from k8s.restore_lock import BackupRunning, RestoreInProgress
 from k8s.restore_record import RecordNotFound, RestoreRecord, StateConflict
 
-from ..access import Decision
 from ..commands import TITLES, UsageError, permission_text, verbs_of
 from ..views import restore_view
 from .approval import outcome_line
 from .kit import Message, code, context, esc, message, one_line, quote, section, when
+
+if TYPE_CHECKING:  # handlers.access uses kit.esc; a runtime import here would be a cycle
+    from ..access import Decision
 
 WARN = ":warning:"
 STOP = ":no_entry:"
@@ -51,7 +54,7 @@ def usage_error(err: UsageError) -> Message:
     usage = "\n".join(err.usage)
     blocks = [section(f"{WARN} {esc(err.message)}"), section(f"*Usage*\n```{esc(usage)}```"),
               context(f"`{esc(err.command)} help` lists everything")]  # fmt: skip
-    return message(f"{err.message}. Usage: {'; '.join(err.usage)}", blocks)
+    return message(esc(f"{err.message}. Usage: {'; '.join(err.usage)}"), blocks)
 
 
 def refusal(decision: Decision, *, what: str) -> Message:

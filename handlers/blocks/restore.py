@@ -84,7 +84,7 @@ def step_lines(v: RestoreView, detail: str = "") -> list[str]:
     start = 1
     if len(v.steps) > FULL_PLAN_STEPS and index > 3:
         start = index - 2
-        lines.append(f"{STEP_MARK[STEP_DONE]} 1–{start - 1}. {count(start - 1, 'step')} done")
+        lines.append(f"{STEP_MARK[STEP_DONE]} 1-{start - 1}. {count(start - 1, 'step')} done")
     for i, s in enumerate(v.steps[start - 1 :], start):
         lines.append(_step_line(i, s, detail if cur and i == cur[0] else ""))
     return lines

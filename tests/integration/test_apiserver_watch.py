@@ -366,20 +366,33 @@ def test_concurrent_writers_every_watcher_sees_one_ordered_history(api_server: A
 
 
 def test_bookmarks_never_run_ahead_of_pending_events(api_server_factory: object) -> None:
-    """A BOOKMARK promises every event up to its resourceVersion was sent: RVs never go back."""
+    """A BOOKMARK promises every event up to its resourceVersion was sent: RVs never go back.
+
+    The writer works in bursts and lets the stream drain between them (bookmarks are
+    sent only when a stream is idle), so both busy and idle moments are exercised
+    whatever the machine's load.
+    """
     api = api_server_factory(bookmark_interval=0.0005)  # type: ignore[operator]
     rt = api.store.registry.lookup("", "v1", "configmaps")
     stop = threading.Event()
+    seen = threading.Condition()
+    last_seen = [0]
+    bookmarks = [0]
 
     def writer() -> None:
         i = 0
-        while not stop.is_set():
-            api.store.create(rt, "default", {"metadata": {"name": f"c{i}"}})
-            i += 1
+        while not stop.is_set() and i < 400:
+            for _ in range(20):
+                created = api.store.create(rt, "default", {"metadata": {"name": f"c{i}"}})
+                i += 1
+            target = int(created["metadata"]["resourceVersion"])
+            marks = bookmarks[0]
+            with seen:  # wait (bounded) until the reader got the burst and a bookmark after it
+                seen.wait_for(lambda t=target, m=marks: stop.is_set() or (last_seen[0] >= t and bookmarks[0] > m), timeout=5)
 
     conn = api.connect(timeout=10)
     conn.request("GET", "/api/v1/namespaces/default/configmaps?watch=true&allowWatchBookmarks=true"
-                        f"&resourceVersion={api.rv()}&timeoutSeconds=1")
+                        f"&resourceVersion={api.rv()}&timeoutSeconds=2")
     resp = conn.getresponse()
     thread = threading.Thread(target=writer)
     thread.start()
@@ -387,9 +400,16 @@ def test_bookmarks_never_run_ahead_of_pending_events(api_server_factory: object)
     try:
         while line := resp.readline():
             event = json.loads(line)
-            rvs.append((event["type"], int(event["object"]["metadata"]["resourceVersion"])))
+            rv = int(event["object"]["metadata"]["resourceVersion"])
+            rvs.append((event["type"], rv))
+            with seen:
+                last_seen[0] = max(last_seen[0], rv)
+                bookmarks[0] += event["type"] == "BOOKMARK"
+                seen.notify_all()
     finally:
         stop.set()
+        with seen:
+            seen.notify_all()
         thread.join()
         conn.close()
     assert {t for t, _ in rvs} == {"ADDED", "BOOKMARK"}
