@@ -22,6 +22,7 @@ _AREAS = (
     "bot.cli_backup",
     "bot.cli_restore",
     "bot.cli_sandbox",
+    "bot.cli_serve",
 )
 
 

@@ -59,7 +59,9 @@ def _rule_of(action: Action, access: AccessConfig) -> AccessRule | ApproveRule:
         return access.backup
     if action == "restore":
         return access.restore
-    return access.approve
+    if action == "approve":
+        return access.approve
+    raise ValueError(f"unknown action {action!r}: backup, restore, approve or none")
 
 
 def _member_of(

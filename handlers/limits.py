@@ -79,8 +79,8 @@ def _element(el: Any, where: str, action_ids: set[str]) -> list[str]:
             problems.append(f"{where}.action_id: {aid!r} is used twice in the message")
         action_ids.add(aid)
     value = el.get("value")
-    if value is not None and (not isinstance(value, str) or len(value) > MAX_BUTTON_VALUE):
-        problems.append(f"{where}.value: longer than {MAX_BUTTON_VALUE} or not a string")
+    if value is not None and (not isinstance(value, str) or not 1 <= len(value) <= MAX_BUTTON_VALUE):
+        problems.append(f"{where}.value: empty, longer than {MAX_BUTTON_VALUE} or not a string")
     url = el.get("url")
     if url is not None and (not isinstance(url, str) or len(url) > MAX_URL):
         problems.append(f"{where}.url: longer than {MAX_URL} or not a string")

@@ -33,12 +33,13 @@ STARTED = ":rotating_light:"
 CLEARED = ":white_check_mark:"
 
 
-def _since(a: Alert, now: datetime) -> str:
-    return f"since {when(a.since)} ({duration((now - a.since).total_seconds())})" if a.since else ""
-
-
-def _limit(a: Alert, key: str) -> str:
-    return f" (limit {duration(a.threshold)}, `ragbot.alerts.{key}`)" if a.threshold else ""
+def _for(a: Alert, now: datetime, key: str = "") -> str:
+    """` for 45m 00s (since <date>; limit 30m 00s, ragbot.alerts.stuck_after)`."""
+    notes = [f"since {when(a.since)}"] if a.since else []
+    if a.threshold and key:
+        notes.append(f"limit {duration(a.threshold)}, `ragbot.alerts.{key}`")
+    lasted = f" for {duration((now - a.since).total_seconds())}" if a.since else ""
+    return f"{lasted} ({'; '.join(notes)})" if notes else ""
 
 
 def _texts(a: Alert, now: datetime) -> tuple[str, str, str]:
@@ -46,31 +47,32 @@ def _texts(a: Alert, now: datetime) -> tuple[str, str, str]:
     ns = esc(a.namespace or "velero")
     name = code(a.subject or "?", 150)
     raw = esc(a.subject or "?")
-    since = _since(a, now)
     if a.kind == "backup-stuck":
         phase = esc(a.phase or "New")
-        return (f"*Backup {name} looks stuck*: {phase} {since}{_limit(a, 'stuck_after')}.",
+        return (f"*Backup {name} looks stuck*: {phase}{_for(a, now, 'stuck_after')}.",
                 f"Look at `velero backup describe {raw} -n {ns}` and the Velero pod "
                 f"(`kubectl -n {ns} logs deploy/velero`). New backups are refused until it ends.",
                 f"Backup {raw} looks stuck in {phase}")  # fmt: skip
     if a.kind == "restore-stuck":
-        return (f"*Restore {name} looks stuck* {since}{_limit(a, 'stuck_after')}.",
+        return (f"*Restore {name} looks stuck*: no progress{_for(a, now, 'stuck_after')}.",
                 f"`/ragrestore status {raw}` shows the step it is on; the application stays "
                 "offline until the restore finishes.", f"Restore {raw} looks stuck")  # fmt: skip
     if a.kind == "no-recent-backup":
-        last = (f"The last Completed backup is {name}{', ' + since if since else ''}."
-                if a.subject else "There is no Completed backup at all.")  # fmt: skip
-        return (f"*No recent successful backup*{_limit(a, 'max_backup_age')}. {last}",
+        done = f", completed {when(a.since)} ({ago(a.since, now)})" if a.since else ""
+        last = (f"The last Completed backup is {name}{done}." if a.subject
+                else "There is no Completed backup at all.")  # fmt: skip
+        limit = f" (limit {duration(a.threshold)}, `ragbot.alerts.max_backup_age`)" if a.threshold else ""
+        return (f"*No recent successful backup*{limit}. {last}",
                 "`/ragbackup check` finds what stops backups; `/ragbackup schedule` shows whether "
                 "the schedule is paused; `/ragbackup now` makes one.",
                 "No recent successful backup")  # fmt: skip
     if a.kind == "bsl-unavailable":
         phase = esc(a.phase or "Unavailable")
-        return (f"*Backup storage location {name} is {phase}* {since}: backups and restores "
-                "will fail.",
+        return (f"*Backup storage location {name} is {phase}*{_for(a, now)}: backups and "
+                "restores will fail.",
                 f"`kubectl -n {ns} describe backupstoragelocation {raw}`: check the bucket, "
                 "the endpoint and the credentials.", f"Backup storage location {raw} is {phase}")  # fmt: skip
-    return (f"*Velero is not ready* {since}: backups and restores cannot run.",
+    return (f"*Velero is not ready*{_for(a, now)}: backups and restores cannot run.",
             f"`kubectl -n {ns} get pods` and `kubectl -n {ns} describe deployment velero`; "
             "`/ragbackup check` runs every check.", "Velero is not ready")  # fmt: skip
 

@@ -86,7 +86,7 @@ def _backup_facts(
 
 def _body(
     v: RestoreView, *, now: datetime, backup: BackupSummary | None,
-    last_restore: timedelta | None, resource_items: int | None,
+    last_restore: timedelta | None, resource_items: int | None, decided: bool = False,
 ) -> list[Block]:  # fmt: skip
     ask = (f"{user(v.requester)} asks to restore backup {code(v.backup)}"
            f"{_backup_facts(v, backup, resource_items, now)}.")  # fmt: skip
@@ -113,7 +113,7 @@ def _body(
     expires = f"{when(v.expires)} ({ago(v.expires, now)})" if v.expires else "never"
     blocks.append(section(fields=[
         field("Expected downtime", estimate),
-        field("Request expires", expires),
+        "" if decided else field("Request expires", expires),
         field("Steps", str(len(v.steps))),
         field("Request", code(v.id, 100)),
     ]))  # fmt: skip
@@ -192,7 +192,7 @@ def restore_approval_outcome(
     line, fallback = outcome_line(v, by)
     blocks = [header("Restore request"), section(line)]
     blocks += _body(v, now=now, backup=backup, last_restore=last_restore,
-                    resource_items=resource_items)  # fmt: skip
+                    resource_items=resource_items, decided=True)  # fmt: skip
     blocks.append(context(f"Requested by {user(v.requester)} {ago(v.created, now)}"))
     return message(fallback, blocks)
 

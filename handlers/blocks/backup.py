@@ -127,8 +127,9 @@ def _lists(b: BackupSummary, results: VeleroResults | None) -> list[Block]:
         blocks.append(section(f"*Errors* ({len(results.errors):,})\n"
                               + bullets(results.errors, max_items=15, max_chars=2400)))  # fmt: skip
     elif b.errors:
-        blocks.append(section(f"*Errors*: Velero counted {b.errors:,}; "
-                              "the messages are in its BackupResults (see below)."))  # fmt: skip
+        blocks.append(section(f"*Errors*: Velero counted {b.errors:,}; `velero backup describe "
+                              f"{esc(b.name)} -n {esc(b.namespace or 'velero')} --details` "
+                              "lists them."))  # fmt: skip
     if results and results.warnings:
         blocks.append(section(f"*Warnings* ({len(results.warnings):,})\n"
                               + bullets(results.warnings, max_items=10, max_chars=1800)))  # fmt: skip
@@ -167,7 +168,7 @@ def backup_result(
         fallback = f"Backup {esc(b.name)} completed in {took}: {items}{warn}"
         blocks = [section(title)]
         if results and results.warnings:
-            blocks += _lists(BackupSummary(name=b.name), results)
+            blocks += _lists(BackupSummary(name=b.name), VeleroResults(warnings=results.warnings))
         if b.expires:
             blocks.append(context(f"Kept until {when(b.expires)}"))
     else:
@@ -233,7 +234,7 @@ def backup_status(
         field("Made", TRIGGERS.get(b.trigger, f"by trigger {one_line(b.trigger, 40)}")),
         field("Requested by", user(b.requester) if b.requester else "unknown"),
     ]  # fmt: skip
-    blocks: list[Block] = [header(f"Backup {b.name}"), section(f"Backup {code(b.name)}", fields=fields)]
+    blocks: list[Block] = [header(f"Backup {b.name}"), section(fields=fields)]
     blocks += _note(b)
     blocks += _lists(b, results)
     if b.terminal and not b.succeeded:

@@ -64,7 +64,7 @@ def refusal(decision: Decision, *, what: str) -> Message:
     """
     text = f"{STOP} You can't {esc(what)}: {decision.reason}."
     rule = f"Rule: `{esc(decision.rule)}`. A ragbot admin can change it in the `ragbot:` config."
-    return message(f"You can't {what}: refused by {decision.rule}", [section(text), context(rule)])
+    return message(esc(f"You can't {what}: refused by {decision.rule}"), [section(text), context(rule)])
 
 
 def error_notice(title: str, detail: str = "", fix: str = "") -> Message:
@@ -75,7 +75,7 @@ def error_notice(title: str, detail: str = "", fix: str = "") -> Message:
     blocks = [section(text)]
     if fix:
         blocks.append(section(f"*What to do*\n{esc(fix)}"))
-    return message(f"{title}: {detail}" if detail else title, blocks)
+    return message(esc(f"{title}: {detail}" if detail else title), blocks)
 
 
 def _notice(title: str, detail: str, fix_mrkdwn: str, icon: str = WARN) -> Message:
@@ -114,14 +114,15 @@ def explain_error(err: BaseException, *, doing: str) -> Message:
         return _notice(f"Nothing to do: the restore is {esc(err.state or 'in another state')}",
                        detail, "`/ragrestore status` shows where it is.")  # fmt: skip
     if isinstance(err, Forbidden):
-        return _notice(f"ragbot is not allowed to {esc(doing)}", detail,
+        return _notice(f"ragbot is not allowed to {esc(doing)}", str(err.args[0]),
                        "An admin grants the missing permission to ragbot's service account "
                        "(the Helm chart's RBAC).", ERROR)  # fmt: skip
     if isinstance(err, Unauthorized):
         return _notice("ragbot's cluster credentials were refused", "",
                        "An admin checks ragbot's kubeconfig or service account token.", ERROR)  # fmt: skip
     if isinstance(err, Unreachable | Transient | Timeout):
-        return _notice(f"The cluster did not answer, so ragbot could not {esc(doing)}", detail,
+        return _notice(f"The cluster did not answer, so ragbot could not {esc(doing)}",
+                       str(err.args[0]) if err.args else detail,
                        "Try again in a minute. If it keeps happening, an admin checks the "
                        "Kubernetes API server and ragbot's logs.", ERROR)  # fmt: skip
     if isinstance(err, ClusterError):

@@ -128,17 +128,20 @@ def restore_progress(
     elif cur and v.state == RUNNING:
         title = (f"{STATE_EMOJI[RUNNING]} *Restoring backup {code(v.backup)}*: step {cur[0]} "
                  f"of {n}, {one_line(cur[1].title, 150)}")  # fmt: skip
+    elif v.state == APPROVED:
+        title = f"{STATE_EMOJI[APPROVED]} *Restore of backup {code(v.backup)} approved*: starting"
     else:
         title = f"{STATE_EMOJI.get(v.state, '')} *Restore of backup {code(v.backup)}*: {esc(v.state)}"
-    fields = [
-        field("Steps done", f"{v.done} of {n}"),
-        field("Elapsed" if v.state == RUNNING else "Took", duration(v.elapsed(now))),
-        _velero(v),
-    ]
+    if v.started is None:
+        timing = field("Started", "not yet")
+    else:
+        timing = field("Elapsed" if v.state == RUNNING else "Took", duration(v.elapsed(now)))
+    fields = [field("Steps done", f"{v.done} of {n}"), timing, _velero(v)]
     blocks = [section(title.strip(), fields=fields), *paragraphs(step_lines(v, detail))]
     blocks.append(context(_people(v)))
     where = f"step {cur[0]} of {n}" if cur and v.state == RUNNING else esc(v.state)
-    return message(f"Restore of {esc(v.backup)}: {where}, {duration(v.elapsed(now))}", blocks)
+    timing = duration(v.elapsed(now)) if v.started else "starting"
+    return message(f"Restore of {esc(v.backup)}: {where}, {timing}", blocks)
 
 
 # ------------------------------------------------------------------------ the result
@@ -202,7 +205,7 @@ def restore_result(
         return message(fallback, [section(line), context(_people(v))])
     failed = _failed_step(v)
     step = failed[1] if failed else None
-    where = f" at step {failed[0]} of {len(v.steps)} ({one_line(step.title, 150)})" if failed and step else ""
+    where = f" at step {failed[0]} of {len(v.steps)}, {one_line(step.title, 150)}," if failed and step else ""
     blocks = [section(f"{STATE_EMOJI[FAILED]} *Restore of backup {code(v.backup)} failed*{where} "
                       f"after {took}.")]  # fmt: skip
     why = v.error or (step.detail if step else "") or "no reason was recorded"

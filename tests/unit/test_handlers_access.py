@@ -63,6 +63,11 @@ def test_allow_deny_matrix(
     assert (decision.allowed, decision.rule) == (allowed, rule), decision.reason
 
 
+def test_an_unknown_action_is_a_programming_error() -> None:
+    with pytest.raises(ValueError, match="unknown action 'delete'"):
+        authorize("delete", OPS, CHAN, ACCESS, groups_of)  # type: ignore[arg-type]
+
+
 def test_refusals_name_the_rule() -> None:
     d = authorize("restore", STRANGER, CHAN, ACCESS, groups_of)
     assert d.reason == "you are not in ragbot.access.restore.users or its usergroups"

@@ -56,6 +56,12 @@ def main(argv: list[str] | None = None) -> int:
         help=f"components to start (default all: {','.join(COMPONENTS)})",
     )
     ap.add_argument("--no-seed", action="store_true", help="do not load the Enterprise RAG seed")
+    ap.add_argument(
+        "--velero-features",
+        default="EnableCSI",
+        help="Velero --features (default EnableCSI, as Enterprise RAG installs it; '' for none: "
+        "PVC backups then skip snapshots instead of waiting for a CSI snapshot controller)",
+    )
     a = ap.parse_args(argv)
 
     def _interrupt(*_):
@@ -68,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     d = (a.dir or Path(tempfile.mkdtemp(prefix="ragbot-upstream-"))).resolve()
     d.mkdir(parents=True, exist_ok=True)
     only = tuple(c for c in COMPONENTS if c in a.only.split(","))
-    with Upstream(dir=d, bin=bindir, components=only, seed=not a.no_seed) as up:
+    with Upstream(
+        dir=d, bin=bindir, components=only, seed=not a.no_seed, velero_features=a.velero_features
+    ) as up:
         if a.command == "up":
             print(f"upstream cluster up: kubeconfig {up.kubeconfig} config {up.config}", flush=True)
             try:

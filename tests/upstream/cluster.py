@@ -264,6 +264,10 @@ class Upstream:
     bin: Path
     components: tuple[str, ...] = COMPONENTS
     seed: bool = True
+    #: Velero's --features. EnableCSI is what Enterprise RAG installs (the seed's Deployment),
+    #: but with no CSI snapshot controller here each PVC's VolumeSnapshot never gets a
+    #: content, and the backup waits csiSnapshotTimeout per PVC (README: "Volumes").
+    velero_features: str = "EnableCSI"
     procs: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
     etcd_url: str = ""
     server: str = ""
@@ -521,7 +525,7 @@ class Upstream:
                 f"--kubeconfig={self.dir / 'admin.kubeconfig'}",
                 f"--namespace={VELERO_NAMESPACE}",
                 f"--plugin-dir={self.bin / 'plugins'}",
-                "--features=EnableCSI",
+                f"--features={self.velero_features}",
                 "--default-backup-storage-location=default",
                 "--uploader-type=kopia",
                 f"--metrics-address=127.0.0.1:{free_port()}",
