@@ -21,6 +21,9 @@ from .cli_common import EXIT_OK, CliError
 def register(sub: Any) -> None:
     sandbox = sub.add_parser("sandbox", help="run the local sandbox (fake cluster, Velero)")
     sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", metavar="COMMAND")
+    from .cli_sandbox_bot import register_bot  # `ragbot sandbox` alone, send, click, channel
+
+    register_bot(sandbox, sandbox_sub)
     cluster = sandbox_sub.add_parser(
         "cluster", help="start the sandbox cluster in the foreground",
         description="Start a loopback Kubernetes API server with a simulated Velero and an "

@@ -13,6 +13,7 @@ announced but driven by their own process.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -116,10 +117,10 @@ def reconcile_record(r: Reconciler, key: Key) -> float | None:
     if rec.annotations.get(L.ANNO_ANNOUNCED):
         return None
     ref = r.refs.get(key) or MessageRef.parse(rec.annotations.get(L.ANNO_SLACK_MESSAGE))
+    read: RestoreRecord = rec
 
     def render() -> Message:
-        latest = _record(r, ns, name) or rec
-        return render_record(r, latest)
+        return render_record(r, _record(r, ns, name) or read)
 
     if ref is None:
         finished = parse_stamp(str(rec.data.get("finished") or ""))
@@ -137,10 +138,9 @@ def reconcile_record(r: Reconciler, key: Key) -> float | None:
         left = (expires - r.now()).total_seconds()
         if left > 0:
             return left + 0.05
-        try:
+        # Approved or cancelled meanwhile: StateConflict, and the watch brings the new state.
+        with contextlib.suppress(StateConflict):
             transition(r.cluster, rec, [PENDING], EXPIRED)
-        except StateConflict:
-            pass  # approved or cancelled meanwhile: the watch brings the new state
         return None
     if rec.state in (APPROVED, RUNNING) and rec.data.get("trigger") != "cli":
         r.ensure_worker(rec.id)

@@ -91,7 +91,7 @@ class BotServer:
             self._socket.connect()
             log.info("connected to Slack in Socket Mode")
         else:
-            from waitress.server import create_server
+            from waitress.server import create_server  # type: ignore[import-untyped]
 
             server = create_server(SlackRequestHandler(self.app, path=EVENTS_PATH),
                                    host=self.host, port=self.port, threads=8,

@@ -197,13 +197,14 @@ class MessageUpdater:
 
     def _run(self) -> None:
         while True:
+            due: tuple[MessageRef, _Pending] | float = 0.0
             with self._cond:
                 while not self._stop:
                     due = self._due()
-                    if not isinstance(due, float):
+                    if isinstance(due, tuple):
                         break
                     self._cond.wait(due)
-                if self._stop:
+                if self._stop or not isinstance(due, tuple):
                     return
                 ref, pending = due
                 del self._pending[ref]

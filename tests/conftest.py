@@ -35,6 +35,9 @@ from sandbox.apiserver.store import Store
 from sandbox.cluster import load_objects, new_store
 from sandbox.seed import velero_crd_documents
 
+# `--cluster=sandbox|upstream` and the upstream cluster fixture (tests/upstream/README.md).
+pytest_plugins = ["tests.upstream.pytest_plugin"]
+
 ADMIN_TOKEN = "test-admin-token"
 NAMESPACES = ("default", "velero")
 VELERO = ("velero.io", "v1")
