@@ -82,13 +82,33 @@ class MessageRef:
         return cls(channel, ts) if sep and channel and ts else None
 
 
+#: Called with (method, error) for every SlackFailure; bot.metrics counts them. A list,
+#: not a parameter, because these helpers are plain functions called from many places.
+_error_observers: list[Callable[[str, str], None]] = []
+
+
+def add_error_observer(observer: Callable[[str, str], None]) -> Callable[[], None]:
+    """Call `observer(method, error)` on every failed Web API call; returns the remover."""
+    _error_observers.append(observer)
+    return lambda: _error_observers.remove(observer) if observer in _error_observers else None
+
+
+def _failed(method: str, error: str) -> SlackFailure:
+    for observer in list(_error_observers):
+        try:
+            observer(method, error)
+        except Exception:  # an observer must never turn into a Slack failure
+            log.exception("Slack error observer failed")
+    return SlackFailure(method, error)
+
+
 def _call(method: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
     try:
         return fn(**kwargs)
     except SlackApiError as err:
-        raise SlackFailure(method, str(err.response.get("error") or err.response.status_code)) from None
+        raise _failed(method, str(err.response.get("error") or err.response.status_code)) from None
     except (SlackClientError, OSError) as err:
-        raise SlackFailure(method, f"{type(err).__name__}: {err}") from None
+        raise _failed(method, f"{type(err).__name__}: {err}") from None
 
 
 def post(client: WebClient, channel: str, msg: Message, *, thread_ts: str | None = None,

@@ -26,13 +26,26 @@ Key = tuple[str, str]
 
 @dataclass
 class WatchStats:
-    """Counters a caller (and the metrics of a later issue) can read."""
+    """Counters a caller can read; `listener` hears each restart as it happens.
+
+    The listener gets the counter's name ("reconnects", "relists_after_gone") so bot/
+    can feed its metrics without k8s/ importing prometheus.
+    """
 
     lists: int = 0
     watches: int = 0
     reconnects: int = 0
     relists_after_gone: int = 0
     events: int = 0
+    listener: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
+
+    def restarted(self, what: str) -> None:
+        setattr(self, what, getattr(self, what) + 1)
+        if self.listener is not None:
+            try:
+                self.listener(what)
+            except Exception:  # metrics must never break a watch
+                log.exception("watch stats listener failed")
 
 
 @dataclass
@@ -136,12 +149,12 @@ def wait_for(
                 return result
             attempt = 0
         except Gone:
-            stats.relists_after_gone += 1
+            stats.restarted("relists_after_gone")
             need_list = True
         except ClusterError as err:
             if not is_transient(err):
                 raise
-            stats.reconnects += 1
+            stats.restarted("reconnects")
             cluster.sleep(min(cluster.retry.delay(attempt, getattr(err, "retry_after", None)), max(0.0, deadline - cluster.monotonic())))
             attempt += 1
 
