@@ -112,14 +112,18 @@ class LeaderElector:
             return self._leading
 
     def _set(self, leading: bool) -> None:
+        """Flip leadership: `is_leader` turns true only once on_start has run, and false
+        before on_stop runs, so whoever reads it never sees a leader without its work."""
         if leading == self._leading:
             return
-        self._leading = leading
         log.info("%s %s", self.identity, "is now the leader" if leading else "is no longer the leader")
+        if not leading:
+            self._leading = False
         try:
             (self.on_start if leading else self.on_stop)()
         except Exception:
             log.exception("leader %s callback failed", "start" if leading else "stop")
+        self._leading = leading
 
 
 __all__ = ["LeaderElector", "make_identity"]

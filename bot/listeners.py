@@ -32,12 +32,10 @@ from handlers.blocks import (
     restore_list,
     restore_requested,
     restore_status,
-    schedule_status,
     usage_error,
 )
 from handlers.blocks.kit import Message
-from handlers.extra_notices import schedule_unavailable, working
-from handlers.views import ScheduleStatus
+from handlers.extra_notices import working
 from k8s import backups as B
 from k8s.preflight import FAILURE, run_checks
 from k8s.restore_lock import BackupRunning, RestoreInProgress, restore_in_progress, running_backup
@@ -80,9 +78,11 @@ def on_command(ctx: BotContext, ack: Callable[..., Any], command: dict[str, Any]
     line = f"{command.get('command', '')} {command.get('text', '')}".strip()
     parsed = C.parse(str(command.get("command", "")), str(command.get("text", "")))
     if isinstance(parsed, C.UsageError):
+        _count(ctx, parsed.command, "", "usage-error")
         ctx.timed_ack(ack, "usage-error", started, **_ephemeral(usage_error(parsed)))
         return
     if isinstance(parsed.args, C.Help):
+        _count(ctx, parsed.command, parsed.verb, "help")
         ctx.timed_ack(ack, parsed.key, started, **_ephemeral(help_message(parsed.command)))
         return
     user, channel = str(command.get("user_id", "")), str(command.get("channel_id", ""))
@@ -104,11 +104,22 @@ def _answer(ctx: BotContext, parsed: C.ParsedCommand, user: str, channel: str) -
         if parsed.permission != "none":
             decision = authorize(parsed.permission, user, channel, ctx.cfg.ragbot.access, ctx.groups)
             if not decision.allowed:
+                _count(ctx, parsed.command, parsed.verb, "denied")
                 return refusal(decision, what=doing)
-        return _run(ctx, parsed.args, user)
+        answer = _run(ctx, parsed.args, user)
+        _count(ctx, parsed.command, parsed.verb, "ok")
+        return answer
     except Exception as err:
+        _count(ctx, parsed.command, parsed.verb, "error")
         log.warning("%s by %s failed: %s", parsed.key, user, err, exc_info=not _expected(err))
         return explain_error(err, doing=doing)
+
+
+def _count(ctx: BotContext, command: str, verb: str, outcome: str) -> None:
+    """ragbot_commands_total, when the bot was given metrics (`ctx.metrics`)."""
+    metrics = getattr(ctx, "metrics", None)
+    if metrics is not None:
+        metrics.command(command, verb, outcome)
 
 
 def _expected(err: BaseException) -> bool:
@@ -140,10 +151,9 @@ def _run(ctx: BotContext, args: C.Args, user: str) -> Message:
     if isinstance(args, C.BackupCheck):
         return check_report(run_checks(cluster, cfg))
     if isinstance(args, C.Schedule):
-        if args.action is None:
-            return schedule_status(ScheduleStatus(cron=cfg.ragbot.schedule.cron,
-                                                  timezone=cfg.ragbot.schedule.timezone), now=now)  # fmt: skip
-        return schedule_unavailable(args.action)
+        from .scheduler import schedule_answer
+
+        return schedule_answer(cluster, cfg, ctx.client, args.action, user, now)
     if isinstance(args, C.RestoreRequest):
         return _restore_request(ctx, args, user)
     if isinstance(args, C.RestoreStatus):

@@ -32,8 +32,10 @@ from k8s.client import Cluster
 from k8s.errors import ClusterError
 from k8s.restore_executor import Progress
 from k8s.restore_record import RECORD_KIND
-from k8s.watch import Collection, wait_for
+from k8s.watch import Collection, WatchStats, wait_for
 
+from .logs import operation
+from .metrics import Metrics
 from .reconciler_queue import WorkQueue
 from .slack_io import MessageRef, MessageUpdater, SlackFailure
 
@@ -64,8 +66,10 @@ def utcnow() -> datetime:
 
 class Reconciler:
     def __init__(self, cluster: Cluster, cfg: Config, client: WebClient, *,
-                 options: Options | None = None, now: Callable[[], datetime] = utcnow) -> None:  # fmt: skip
+                 options: Options | None = None, now: Callable[[], datetime] = utcnow,
+                 metrics: Metrics | None = None) -> None:  # fmt: skip
         self.cluster, self.cfg, self.client = cluster, cfg, client
+        self.metrics = metrics or Metrics()
         self.options = options or Options()
         self.now = now
         self.channel = cfg.ragbot.slack.channel
@@ -155,19 +159,22 @@ class Reconciler:
                 self.queue.add((kind, *key))
 
         delay = self.options.retry_delay
+        stats = WatchStats(listener=self.metrics.watch_listener(kind))
         while not self.stopping:
             try:
                 wait_for(self.cluster, res, namespace, lambda _v: None, timeout=3600.0,
                          what=f"{kind} changes", label_selector=selector, on_change=changed,
-                         stop=self._stopped.is_set)  # fmt: skip
+                         stats=stats, stop=self._stopped.is_set)  # fmt: skip
                 delay = self.options.retry_delay
             except ClusterError as err:
                 if self.stopping:
                     return
+                self.metrics.watch_restart(kind)
                 log.warning("watching %s failed: %s; again in %.0fs", kind, err, delay)
                 self._stopped.wait(delay)
                 delay = min(delay * 2, self.options.max_retry_delay)
             except Exception:
+                self.metrics.watch_restart(kind)
                 log.exception("watching %s crashed; restarting it", kind)
                 self._stopped.wait(delay)
 
@@ -195,7 +202,8 @@ class Reconciler:
             key = cast(Key, got)
             again: float | None
             try:
-                again = table[key[0]](self, key)
+                with operation(key[2]):
+                    again = table[key[0]](self, key)
                 self._failures.pop(key, None)
             except (SlackFailure, ClusterError) as err:
                 again = self._backoff(key)

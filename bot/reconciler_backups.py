@@ -46,6 +46,8 @@ def backup_results(cluster: Cluster, cfg: Config, b: BackupSummary, *,
 def reconcile_backup(r: Reconciler, key: Key) -> float | None:
     _, ns, name = key
     obj = r.get("backup", ns, name)
+    if obj is not None and L.phase_of(obj) == L.BACKUP_SUCCESS:
+        r.metrics.saw_completed(summarize(obj).completed)  # relearnt after every restart
     if obj is None or not r.channel:
         return None
     annotations = (obj.get("metadata") or {}).get("annotations") or {}
@@ -76,5 +78,8 @@ def reconcile_backup(r: Reconciler, key: Key) -> float | None:
         post(r.client, ref.channel, backup_result(b, now=r.now(), results=results),
              thread_ts=ref.ts, broadcast=True)  # fmt: skip
         r.announced.add(key)
+        log.info("backup %s ended %s; announced", name, b.phase)
+        r.metrics.backup_finished(trigger=b.trigger, result=b.phase, seconds=b.elapsed(),
+                                  completed=b.completed)  # fmt: skip
     r.patch_annotations(R.BACKUP, ns, name, {L.ANNO_ANNOUNCED: format_time(r.now())})
     return None

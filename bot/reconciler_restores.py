@@ -51,6 +51,7 @@ from k8s.restore_record import (
     transition,
 )
 
+from .logs import operation
 from .slack_io import MessageRef, post
 
 if TYPE_CHECKING:
@@ -151,6 +152,9 @@ def reconcile_record(r: Reconciler, key: Key) -> float | None:
     if key not in r.announced and rec.state in (SUCCEEDED, FAILED):
         result = restore_result(rec, now=r.now(), velero_status=_velero_status(r, rec))
         post(r.client, ref.channel, result, thread_ts=ref.ts, broadcast=True)
+        took = restore_duration(rec)
+        r.metrics.restore_finished(trigger=str(rec.data.get("trigger") or ""), result=rec.state,
+                                   seconds=took.total_seconds() if took else None)  # fmt: skip
     r.announced.add(key)
     set_annotations(r.cluster, rec, {L.ANNO_ANNOUNCED: stamp(r.now())})
     return None
@@ -168,7 +172,8 @@ def run_worker(r: Reconciler, record_id: str) -> None:
 
     again: float | None = None
     try:
-        run_restore(r.cluster, r.cfg, record_id, on_progress=on_progress, stop=lambda: r.stopping)
+        with operation(record_id):
+            run_restore(r.cluster, r.cfg, record_id, on_progress=on_progress, stop=lambda: r.stopping)
     except StateConflict as err:
         log.info("restore %s not run: %s", record_id, err)
     except (BackupRunning, RestoreInProgress, BackupInProgress) as err:

@@ -10,6 +10,7 @@ serve`, the all-in-one sandbox and the tests run exactly the same thing.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,7 +23,9 @@ from config.models import Config
 from k8s.client import Cluster
 
 from .app import BotContext, build_app
+from .leader import LeaderElector, make_identity
 from .reconciler import Options, Reconciler
+from .scheduler import BackupScheduler
 from .slack_io import api_url, web_client
 
 log = logging.getLogger("ragbot.serve")
@@ -60,18 +63,37 @@ def load_secrets(cfg: Config, environ: Mapping[str, str] | None = None) -> Secre
 
 
 class BotServer:
-    """The Slack app, its transport and the reconciler. `start()`, then `stop()`."""
+    """The Slack app, its transport, and (on the leader only) the reconciler and the
+    scheduler. `start()`, then `stop()`.
+
+    Every replica serves Slack; a LeaderElector on the Lease starts a fresh Reconciler and
+    BackupScheduler when this replica wins and stops them when it loses (issue 7).
+    `lease_seconds`/`renew_seconds` default to RAGBOT_LEASE_SECONDS/RAGBOT_RENEW_SECONDS,
+    else 15 and 5 (client-go's defaults are 15 s and a 2 s retry).
+    """
 
     def __init__(self, cfg: Config, cluster: Cluster, secrets: Secrets, *,
                  slack_api_url: str | None = None, host: str = "0.0.0.0", port: int = 3000,
-                 options: Options | None = None, reconcile: bool = True) -> None:  # fmt: skip
+                 options: Options | None = None, reconcile: bool = True,
+                 lease_seconds: float | None = None, renew_seconds: float | None = None,
+                 identity: str | None = None) -> None:  # fmt: skip
         self.cfg, self.cluster, self.secrets = cfg, cluster, secrets
         self.host, self.port = host, port
         self.client = web_client(secrets.bot_token, base_url=slack_api_url or api_url())
         self.ctx = BotContext.create(cfg, cluster, self.client)
         self.app = build_app(self.ctx, signing_secret=secrets.signing_secret,
                              socket_mode=secrets.socket_mode)  # fmt: skip
-        self.reconciler = Reconciler(cluster, cfg, self.client, options=options) if reconcile else None
+        self.options = options
+        self.reconciler: Reconciler | None = None
+        self.scheduler: BackupScheduler | None = None
+        self.elector: LeaderElector | None = None
+        if reconcile:
+            env = os.environ
+            lease = lease_seconds or float(env.get("RAGBOT_LEASE_SECONDS") or 15)
+            renew = renew_seconds or float(env.get("RAGBOT_RENEW_SECONDS") or min(5.0, lease / 3))
+            self.elector = LeaderElector(cluster, cfg, identity or make_identity(),
+                                         on_start=self._lead, on_stop=self._unlead,
+                                         lease_seconds=lease, renew_seconds=renew)  # fmt: skip
         self._socket: SocketModeHandler | None = None
         self._http: object | None = None
         self._thread: threading.Thread | None = None
@@ -83,9 +105,25 @@ class BotServer:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
         return f"http://{host}:{port}{EVENTS_PATH}"
 
-    def start(self) -> BotServer:
+    @property
+    def is_leader(self) -> bool:
+        return self.elector is not None and self.elector.is_leader
+
+    def _lead(self) -> None:
+        """Won the Lease: reconcile and schedule (fresh objects: a stopped one stays stopped)."""
+        self.reconciler = Reconciler(self.cluster, self.cfg, self.client, options=self.options).start()
+        self.scheduler = BackupScheduler(self.cluster, self.cfg, self.client).start()
+
+    def _unlead(self) -> None:
+        """Lost the Lease (or stopping): another replica carries on from the cluster."""
+        if self.scheduler is not None:
+            self.scheduler.stop()
         if self.reconciler is not None:
-            self.reconciler.start()
+            self.reconciler.stop()
+
+    def start(self) -> BotServer:
+        if self.elector is not None:
+            self.elector.start()
         if self.secrets.socket_mode:
             self._socket = SocketModeHandler(self.app, self.secrets.app_token)
             self._socket.connect()
@@ -110,6 +148,6 @@ class BotServer:
                 log.warning("closing Socket Mode: %s", err)
         if self._http is not None:
             self._http.close()  # type: ignore[attr-defined]
-        if self.reconciler is not None:
-            self.reconciler.stop()
+        if self.elector is not None:
+            self.elector.stop()  # stops the reconciler and scheduler, releases the Lease
         self.ctx.pool.shutdown(wait=False, cancel_futures=True)

@@ -84,7 +84,8 @@ def label_selector(selected: dict[str, str]) -> str:
 
 
 def build_backup(
-    cfg: Config, *, name: str, trigger: str, requester: str = "", note: str = ""
+    cfg: Config, *, name: str, trigger: str, requester: str = "", note: str = "",
+    extra_labels: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The Backup object: the playbook's, plus ragbot's trigger label and annotations.
 
@@ -95,6 +96,7 @@ def build_backup(
         raise ValueError(f"trigger must be one of {', '.join(L.TRIGGERS)}, not {trigger!r}")
     backup = cfg.velero.backup
     obj_labels = dict(backup.labels)
+    obj_labels.update(extra_labels or {})  # e.g. the schedule's ragbot.io/slot
     version = cfg.effective_solution_version
     if version:
         obj_labels[L.LABEL_SOLUTION_VERSION] = version
@@ -141,6 +143,7 @@ def create_backup(
     requester: str = "",
     note: str = "",
     now: datetime | None = None,
+    extra_labels: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Create a Backup now, unless disabled, restoring, or one of ours is still running.
 
@@ -168,7 +171,8 @@ def create_backup(
     base = backup_name(cfg.velero.backup.prefix, now)
     for attempt in range(1, MAX_NAME_SUFFIX + 1):
         name = base if attempt == 1 else f"{base}-{attempt}"
-        body = build_backup(cfg, name=name, trigger=trigger, requester=requester, note=note)
+        body = build_backup(cfg, name=name, trigger=trigger, requester=requester, note=note,
+                            extra_labels=extra_labels)
         try:
             return R.create(cluster, R.BACKUP, ns, body)
         except AlreadyExists:
