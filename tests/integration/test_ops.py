@@ -33,6 +33,13 @@ from tests.integration.test_bot_flows import FAST, ack_ok, announced, start_env,
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loopback only: slack_sdk (urllib) would send the emulator's traffic to a proxy."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+
+
 def get(ops: OpsServer, path: str) -> tuple[int, str]:
     conn = http.client.HTTPConnection("127.0.0.1", ops.port, timeout=10)
     try:
