@@ -298,7 +298,7 @@ def plan_restore(
     skipped = tuple(ns for ns in order if ns not in contents.pods)
     steps.append(PlanStep(
         key=WAIT_READY, action=WAIT_READY, namespace="",
-        title=f"wait for the application to be ready ({len(ready)} namespaces)",
+        title=f"wait for the application to be ready ({_namespaces_judged(ready, skipped)})",
         notes=tuple(f"{ns}: no pods in the backup, not required to have any" for ns in skipped),
         params={"namespaces": list(ready), "skipped": list(skipped)},
     ))  # fmt: skip
@@ -424,3 +424,11 @@ def render_plan(plan: RestorePlan) -> str:
         lines.append("Warnings:")
         lines += [f"  ! {w}" for w in plan.warnings]
     return "\n".join(lines) + "\n"
+
+
+def _namespaces_judged(with_pods: tuple[str, ...], without: tuple[str, ...]) -> str:
+    """`8 namespaces` or `8 namespaces with pods, 1 without`: every one is judged."""
+    text = f"{len(with_pods)} namespaces"
+    if without:
+        text += f" with pods, {len(without)} without"
+    return text

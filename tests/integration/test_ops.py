@@ -228,3 +228,29 @@ def test_metrics_registries_are_independent() -> None:
     assert b"ragbot_commands_total" in a.render()
     parsed: dict[str, Any] = {f.name: f for f in text_string_to_metric_families(b.render().decode())}
     assert not parsed["ragbot_commands"].samples
+
+
+def test_bot_server_serves_the_ops_endpoints_when_wired(tmp_path: Path) -> None:
+    """BotServer(ops_port=...) end to end: ready once Slack and the API answer, leader 1."""
+    import inspect
+
+    if "ops_port" not in inspect.signature(BotServer).parameters:
+        pytest.skip("BotServer has no ops_port yet (wiring pending in bot/serve.py)")
+    env = start_env(tmp_path, run_bot=False)
+    ws = env.emulator.workspace
+    bot = BotServer(env.cfg, env.cluster, Secrets(ws.bot_token, None, ws.signing_secret),  # type: ignore[call-arg]
+                    slack_api_url=env.emulator.api_url, host="127.0.0.1", port=0,
+                    options=FAST, ops_port=0).start()  # fmt: skip
+    env.bot = bot
+    try:
+        ops: OpsServer = bot.ops  # type: ignore[attr-defined]
+        status, body = get(ops, "/readyz")
+        assert status == 200, body
+        assert "[+]slack ok: HTTP mode" in body and "[+]kubernetes ok" in body
+        assert get(ops, "/healthz")[0] == 200
+        poll(lambda: value(samples(ops), "ragbot_leader") == 1, 30, "this replica leading")
+        # A fresh sandbox has no backup: the monitor says so in the channel, once.
+        ws.wait_until(lambda w: [m for m in w.messages(env.cfg.ragbot.slack.channel)
+                                 if m.text == "No recent successful backup"], 30)  # fmt: skip
+    finally:
+        stop_env(env)
