@@ -228,3 +228,24 @@ def test_apscheduler_job_follows_the_cron_in_production_wiring(env: Env) -> None
         assert job.next_run_time.astimezone(UTC) == expected
     finally:
         s.stop()
+
+
+def test_a_new_leader_follows_the_last_scheduled_backup_and_prunes_after_it(env: Env) -> None:
+    old = [f"backup-2024120{d}t020000" for d in range(1, 4)]
+    load_objects(env.sandbox.store, [_completed(n, f"2024-12-0{i + 1}T02:00:00Z", "schedule")
+                                     for i, n in enumerate(old)])  # fmt: skip
+    clock = Clock(datetime(2025, 1, 2, 2, 0, tzinfo=UTC))
+    assert scheduler(env, clock).run_slot(clock.now, follow=False) == CREATED  # then the leader died
+    successor = scheduler(env, clock).start()
+    try:
+        poll(lambda: (st := read_state(env.cluster, env.cfg)) and st.last_phase == "Completed", 30,
+             "the successor recording the result")  # fmt: skip
+
+        def ours() -> list[str]:
+            items = R.list_all(env.cluster, R.BACKUP, "velero", label_selector=L.LABEL_TRIGGER)[0]
+            return sorted(o["metadata"]["name"] for o in items)
+
+        poll(lambda: ours() == ["backup-20241203t020000", "backup-20250102t020000"], 30,
+             "keep_last=2 applied through DeleteBackupRequests")  # fmt: skip
+    finally:
+        successor.stop()
