@@ -140,6 +140,7 @@ def usergroup_members(client: WebClient, group: str) -> list[str]:
 class _Pending:
     render: Callable[[], Message]
     since: float
+    seq: int = 0
 
 
 class MessageUpdater:
@@ -160,6 +161,12 @@ class MessageUpdater:
         self.on_sent = on_sent
         self._pending: dict[MessageRef, _Pending] = {}
         self._next_at: dict[MessageRef, float] = {}
+        # Sends of one message are serialised and never go backwards: each submit gets a
+        # sequence number; a send older than the newest one already sent is dropped, so an
+        # in-flight progress edit can never land after the final state.
+        self._seq = 0
+        self._sent_seq: dict[MessageRef, int] = {}
+        self._send_locks: dict[MessageRef, threading.Lock] = {}
         self._cond = threading.Condition()
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="ragbot-slack-updater", daemon=True)
@@ -178,21 +185,35 @@ class MessageUpdater:
     def submit(self, ref: MessageRef, render: Callable[[], Message]) -> None:
         with self._cond:
             old = self._pending.get(ref)
-            self._pending[ref] = _Pending(render, old.since if old else time.monotonic())
+            self._seq += 1
+            self._pending[ref] = _Pending(render, old.since if old else time.monotonic(), self._seq)
             self._cond.notify_all()
 
     def send_now(self, ref: MessageRef, render: Callable[[], Message]) -> None:
         """Render and send at once (raises SlackFailure); a pending state is superseded."""
         with self._cond:
             pending = self._pending.pop(ref, None)
+            self._seq += 1
+            seq = self._seq
         since = pending.since if pending else time.monotonic()
         try:
-            update(self.client, ref, render())
+            self._send(ref, render, seq)
         except SlackFailure:
             with self._cond:
-                self._pending.setdefault(ref, _Pending(render, since))
+                self._pending.setdefault(ref, _Pending(render, since, seq))
             raise
         self._sent(ref, since)
+
+    def _send(self, ref: MessageRef, render: Callable[[], Message], seq: int) -> bool:
+        """Send one state unless a newer one was already sent; False when dropped."""
+        with self._cond:
+            lock = self._send_locks.setdefault(ref, threading.Lock())
+        with lock:
+            if self._sent_seq.get(ref, 0) > seq:
+                return False
+            update(self.client, ref, render())
+            self._sent_seq[ref] = seq
+            return True
 
     def idle(self) -> bool:
         with self._cond:
@@ -229,7 +250,8 @@ class MessageUpdater:
                 ref, pending = due
                 del self._pending[ref]
             try:
-                update(self.client, ref, pending.render())
+                if not self._send(ref, pending.render, pending.seq):
+                    continue
             except SlackFailure as err:
                 log.warning("could not update Slack message %s: %s; retrying", ref, err)
                 with self._cond:
