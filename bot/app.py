@@ -29,6 +29,7 @@ from handlers.blocks import APPROVE_ACTION, REJECT_ACTION
 from handlers.commands import BACKUP_COMMAND, RESTORE_COMMAND
 from k8s.client import Cluster
 
+from .metrics import Metrics
 from .slack_io import usergroup_members
 
 log = logging.getLogger("ragbot.app")
@@ -54,6 +55,8 @@ class BotContext:
     )
     #: (command key, seconds to ack), for the log and the tests' figures.
     ack_times: list[tuple[str, float]] = field(default_factory=list)
+    #: ragbot_commands_total and friends (bot.metrics); None in tools that need no metrics.
+    metrics: Metrics | None = None
 
     @classmethod
     def create(cls, cfg: Config, cluster: Cluster, client: WebClient) -> BotContext:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 from collections.abc import Sequence
 
 from .cli_common import EXIT_USAGE, run_command
+from .logs import configure_logging
 
 # Area modules, each with register(subparsers). Imported lazily so one broken area
 # (or a missing optional dependency) does not take the whole CLI down.
@@ -52,14 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    if not args.verbose:
-        # urllib3 logs each connection retry as a WARNING; the failure itself reaches the
-        # user as the one error line, so keep stderr to that line.
-        logging.getLogger("urllib3").setLevel(logging.ERROR)
+    configure_logging(args.verbose)  # JSON lines off a terminal; urllib3 kept quiet
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help(sys.stderr)

@@ -32,6 +32,8 @@ def register(sub: Any) -> None:
     add_config_args(serve)
     serve.add_argument("--port", type=int, default=3000, help="HTTP mode port (default 3000)")
     serve.add_argument("--host", default="0.0.0.0", help="HTTP mode address (default all)")
+    serve.add_argument("--ops-port", type=int, default=None,
+                       help="port of /healthz, /readyz and /metrics (default ragbot.ops_port, 8080)")
     serve.set_defaults(func=run_serve)
 
 
@@ -41,6 +43,11 @@ def run_serve(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise CliError(f"--port {args.port} is not a port number (0-65535)", EXIT_USAGE)
     cfg = load(args)
+    ops_port = cfg.ragbot.ops_port if args.ops_port is None else args.ops_port
+    if not 0 <= ops_port <= 65535:
+        raise CliError(f"--ops-port {ops_port} is not a port number (0-65535)", EXIT_USAGE)
+    if not args.verbose:
+        logging.getLogger("ragbot").setLevel(logging.INFO)  # a service logs what it does
     try:
         secrets = load_secrets(cfg)
     except MissingSecret as err:
@@ -56,7 +63,8 @@ def run_serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        server = BotServer(cfg, cluster, secrets, host=args.host, port=args.port).start()
+        server = BotServer(cfg, cluster, secrets, host=args.host, port=args.port,
+                           ops_port=ops_port).start()
     except (SlackApiError, SlackClientError) as err:
         cluster.close()
         raise CliError(f"cannot connect to Slack: {err}") from None

@@ -22,11 +22,14 @@ from config.loader import read_secret
 from config.models import Config
 from k8s.client import Cluster
 
+from .alerts import AlertMonitor
 from .app import BotContext, build_app
 from .leader import LeaderElector, make_identity
+from .metrics import Metrics, count_cluster_errors
+from .ops import OpsServer, kubernetes_check
 from .reconciler import Options, Reconciler
 from .scheduler import BackupScheduler
-from .slack_io import api_url, web_client
+from .slack_io import add_error_observer, api_url, post, web_client
 
 log = logging.getLogger("ragbot.serve")
 
@@ -76,7 +79,8 @@ class BotServer:
                  slack_api_url: str | None = None, host: str = "0.0.0.0", port: int = 3000,
                  options: Options | None = None, reconcile: bool = True,
                  lease_seconds: float | None = None, renew_seconds: float | None = None,
-                 identity: str | None = None) -> None:  # fmt: skip
+                 identity: str | None = None, ops_port: int | None = None,
+                 alerts: bool = True) -> None:  # fmt: skip
         self.cfg, self.cluster, self.secrets = cfg, cluster, secrets
         self.host, self.port = host, port
         self.client = web_client(secrets.bot_token, base_url=slack_api_url or api_url())
@@ -84,6 +88,14 @@ class BotServer:
         self.app = build_app(self.ctx, signing_secret=secrets.signing_secret,
                              socket_mode=secrets.socket_mode)  # fmt: skip
         self.options = options
+        self.metrics = Metrics()
+        self.ctx.metrics = self.metrics
+        count_cluster_errors(cluster, self.metrics)
+        self._unobserve = add_error_observer(self.metrics.slack_error)
+        self.alerts_enabled, self.alerts = alerts, None
+        self.ops = None if ops_port is None else OpsServer(self.metrics, host=host, port=ops_port, checks={
+            "kubernetes": kubernetes_check(cluster), "slack": self._slack_up,
+            "config": lambda: (True, ", ".join(map(str, cfg.sources)) or "built-in defaults")})
         self.reconciler: Reconciler | None = None
         self.scheduler: BackupScheduler | None = None
         self.elector: LeaderElector | None = None
@@ -109,9 +121,22 @@ class BotServer:
     def is_leader(self) -> bool:
         return self.elector is not None and self.elector.is_leader
 
+    def _slack_up(self) -> tuple[bool, str]:
+        if self._socket is not None:
+            ok = self._socket.client.is_connected()
+            return ok, "Socket Mode connected" if ok else "Socket Mode disconnected"
+        ok = self._thread is not None and self._thread.is_alive()
+        return ok, f"HTTP mode at {self.url}" if ok else "HTTP server not running"
+
     def _lead(self) -> None:
         """Won the Lease: reconcile and schedule (fresh objects: a stopped one stays stopped)."""
-        self.reconciler = Reconciler(self.cluster, self.cfg, self.client, options=self.options).start()
+        self.metrics.set_leader(True)
+        self.reconciler = Reconciler(self.cluster, self.cfg, self.client, options=self.options,
+                                     metrics=self.metrics).start()
+        channel = self.cfg.ragbot.slack.channel
+        if self.alerts_enabled and channel:
+            self.alerts = AlertMonitor(self.cluster, self.cfg,
+                                       lambda m: post(self.client, channel, m)).start()
         self.scheduler = BackupScheduler(self.cluster, self.cfg, self.client).start()
 
     def _unlead(self) -> None:
@@ -120,8 +145,13 @@ class BotServer:
             self.scheduler.stop()
         if self.reconciler is not None:
             self.reconciler.stop()
+        if self.alerts is not None:
+            self.alerts.stop()
+        self.metrics.set_leader(False)
 
     def start(self) -> BotServer:
+        if self.ops is not None:
+            self.ops.start()
         if self.elector is not None:
             self.elector.start()
         if self.secrets.socket_mode:
@@ -150,4 +180,7 @@ class BotServer:
             self._http.close()  # type: ignore[attr-defined]
         if self.elector is not None:
             self.elector.stop()  # stops the reconciler and scheduler, releases the Lease
+        if self.ops is not None:
+            self.ops.stop()
+        self._unobserve()
         self.ctx.pool.shutdown(wait=False, cancel_futures=True)

@@ -60,7 +60,7 @@ def bot_env(env: Env) -> dict[str, str]:
 
 def start_bot(env: Env, port: int) -> subprocess.Popen[bytes]:
     argv = [sys.executable, "-m", "bot", "serve", "--config", str(env.dir / "config.yaml"),
-            "--kubeconfig", str(env.dir / "kubeconfig"), "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+            "--kubeconfig", str(env.dir / "kubeconfig"), "--host", "127.0.0.1", "--port", str(port), "--ops-port", "0"]  # fmt: skip
     proc = subprocess.Popen(argv, env=bot_env(env), cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)  # fmt: skip
 
