@@ -208,7 +208,8 @@ def test_pruning_keeps_exactly_keep_last_of_ours_and_nothing_else(env: Env) -> N
     assert sorted(s.finished(ours[-1], "Completed")) == sorted(ours[:3])
     assert s.finished(ours[-1], "Completed") == []  # idempotent: requests already exist
     requests = R.list_all(env.cluster, R.DELETE_BACKUP_REQUEST, "velero")[0]
-    assert sorted(r["spec"]["backupName"] for r in requests) == sorted(ours[:3]) or requests == []
+    # Velero may already be processing (and removing) some requests: never any other backup.
+    assert {r["spec"]["backupName"] for r in requests} <= set(ours[:3])
 
     def names() -> set[str]:
         return {o["metadata"]["name"] for o in R.list_all(env.cluster, R.BACKUP, "velero")[0]}
