@@ -24,7 +24,8 @@ from typing import Any
 from slack_sdk import WebClient
 
 from config.models import Config
-from handlers.blocks.kit import Message, esc, message, section, user, utc
+from handlers.blocks import schedule_missed, schedule_paused, schedule_skipped
+from handlers.blocks.kit import Message, utc
 from k8s import backups as B
 from k8s import labels as L
 from k8s import resources as R
@@ -48,33 +49,6 @@ FOLLOW_TIMEOUT = 24 * 3600.0
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-# ----- the scheduler's own channel messages (pure) -----------------------------------------
-
-
-def skipped_message(slot: datetime, running: str) -> Message:
-    text = (f":fast_forward: The scheduled backup for {esc(utc(slot))} was *skipped*: backup "
-            f"`{esc(running)}` is still running, and two at once would compete for snapshots.")  # fmt: skip
-    return message(f"Scheduled backup for {utc(slot)} skipped (overlap)", [section(text)])
-
-
-def missed_message(slots: list[datetime], grace: str) -> Message:
-    shown = ", ".join(utc(s) for s in slots[-5:])
-    more = f" (and {len(slots) - 5} earlier)" if len(slots) > 5 else ""
-    text = (f":warning: *{len(slots)} scheduled backup(s) missed* while no ragbot replica was "
-            f"leading: {esc(shown)}{more}. They were older than `misfire_grace` ({esc(grace)}) "
-            "and were not run; `/ragbackup now` backs up by hand.")  # fmt: skip
-    return message(f"{len(slots)} scheduled backup(s) missed", [section(text)])
-
-
-def paused_message(paused: bool, by: str) -> Message:
-    if paused:
-        text = (f":double_vertical_bar: The backup schedule was *paused* by {user(by)}: scheduled "
-                "backups are skipped until `/ragbackup schedule resume`.")  # fmt: skip
-    else:
-        text = f":arrow_forward: The backup schedule was *resumed* by {user(by)}."
-    return message(f"Backup schedule {'paused' if paused else 'resumed'}", [section(text)])
 
 
 # ----- the scheduler -------------------------------------------------------------------------
@@ -217,7 +191,7 @@ class BackupScheduler:
     def _skip_overlap(self, slot: datetime, running: str) -> None:
         if self._record(slot, skip="overlap"):  # only the writer that recorded it announces
             log.info("scheduled backup for %s skipped: %s is still running", slot, running)
-            self._announce(skipped_message(slot, running))
+            self._announce(schedule_skipped(slot, running))
 
     def _announce(self, msg: Message) -> None:
         channel = self.cfg.ragbot.slack.channel
@@ -273,7 +247,7 @@ class BackupScheduler:
 
         if update_state(self.cluster, self.cfg, change, now=self.clock())[1] and reported:
             log.warning("%d scheduled backup(s) missed, newest %s", len(reported), reported[-1])
-            self._announce(missed_message(reported, str(self.schedule.misfire_grace)))
+            self._announce(schedule_missed(reported, str(self.schedule.misfire_grace)))
 
     # ----- after the backup -------------------------------------------------------------------
 
@@ -334,7 +308,7 @@ def schedule_answer(cluster: Cluster, cfg: Config, client: WebClient | None, act
         changed = "paused" if action == "pause" else "resumed"
         if did and client is not None and cfg.ragbot.slack.channel:
             try:
-                post(client, cfg.ragbot.slack.channel, paused_message(action == "pause", by))
+                post(client, cfg.ragbot.slack.channel, schedule_paused(action == "pause", by))
             except SlackFailure as err:
                 log.warning("could not announce the schedule %s: %s", changed, err)
     else:
@@ -354,4 +328,4 @@ def schedule_answer(cluster: Cluster, cfg: Config, client: WebClient | None, act
 
 
 __all__ = ["CREATED", "EXISTS", "OVERLAP", "PAUSED", "REFUSED", "SLOT_LABEL", "BackupScheduler",
-           "missed_message", "paused_message", "schedule_answer", "skipped_message"]  # fmt: skip
+           "schedule_answer"]  # fmt: skip

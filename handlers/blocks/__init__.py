@@ -31,6 +31,7 @@ from .notices import (
     usage_error,
 )
 from .restore import restore_list, restore_progress, restore_result, restore_status
+from .schedule import schedule_missed, schedule_paused, schedule_skipped
 
 __all__ = [
     "ACTION_IDS",
@@ -59,6 +60,9 @@ __all__ = [
     "restore_requested",
     "restore_result",
     "restore_status",
+    "schedule_missed",
+    "schedule_paused",
+    "schedule_skipped",
     "schedule_status",
     "usage_error",
 ]

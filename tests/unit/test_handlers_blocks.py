@@ -318,6 +318,10 @@ CASES: dict[str, Callable[[], dict[str, Any]]] = {
     "ack_restore_cancelled": lambda: B.restore_cancelled(record("cancelled")),
     "approval_done": lambda: B.approval_done(record("approved")),
     "approval_recorded": lambda: B.approval_recorded(record("approved"), approved=True, now=at(2)),
+    "schedule_skipped": lambda: B.schedule_skipped(at(0), BACKUP),
+    "schedule_missed": lambda: B.schedule_missed([at(-60 * 24 * d) for d in range(7, 0, -1)], "1h0m0s"),
+    "schedule_paused": lambda: B.schedule_paused(True, "U0OPERATOR1"),
+    "schedule_resumed": lambda: B.schedule_paused(False, "U0OPERATOR1"),
 }  # fmt: skip
 
 
