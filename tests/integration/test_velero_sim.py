@@ -31,6 +31,7 @@ from sandbox import seed
 from sandbox.apiserver.objects import clone
 from sandbox.cluster import SandboxCluster
 from sandbox.velero import VeleroSimulator
+from tests.conftest import wait_for as shared_wait_for
 
 GROUP, VERSION, NS = "velero.io", "v1", "velero"
 TERMINAL = {"Completed", "PartiallyFailed", "Failed", "FailedValidation"}
@@ -54,15 +55,8 @@ MODEL_SERVING_DEPLOYMENTS = {
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    """Poll until `condition` returns something truthy; fail at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.01)
+    """The shared condition wait of tests/conftest.py, with this module's longer default."""
+    return shared_wait_for(condition, timeout, what)
 
 
 def holds(condition: Callable[[], bool], duration: float, what: str) -> None:
