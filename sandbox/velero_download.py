@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from .apiserver.objects import parse_rfc3339
+from .loopback import BackgroundServer
 from .velero_common import DOWNLOAD_URL_TTL, stamp
 from .velero_objectstore import Layout, ObjectStore
 
@@ -50,25 +51,17 @@ class DownloadServer:
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.daemon_threads = True
         self._httpd.download = self  # type: ignore[attr-defined]
-        self._thread: threading.Thread | None = None
+        self._background = BackgroundServer(self._httpd, "velero-download", poll_interval=0.05)
 
     @property
     def base_url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._background.url
 
     def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-            name="velero-download", daemon=True,
-        )
-        self._thread.start()
+        self._background.start()
 
     def stop(self) -> None:
-        if self._thread is not None:
-            self._httpd.shutdown()
-            self._thread = None
-        self._httpd.server_close()
+        self._background.stop()
 
     def sign(self, bsl: str, bucket: str, key: str, ttl: float = DOWNLOAD_URL_TTL) -> str:
         """A URL shaped like an AWS SigV4 pre-signed GET, valid for `ttl` seconds."""

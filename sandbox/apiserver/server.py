@@ -16,6 +16,7 @@ from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from ..loopback import BackgroundServer
 from . import discovery, errors
 from .auth import Authorizer, RequestAttributes, UserInfo, authenticate, forbidden_message
 from .faults import Faults
@@ -54,32 +55,24 @@ class ApiServer:
         self.request_count = 0
         self._httpd = _Server((host, port), _Handler)
         self._httpd.api = self
-        self._thread: threading.Thread | None = None
+        self._background = BackgroundServer(self._httpd, "sandbox-apiserver")
         self._open_watches: set[Any] = set()
         self._lock = threading.Lock()
 
     @property
     def port(self) -> int:
-        return int(self._httpd.server_address[1])
+        return self._background.port
 
     @property
     def url(self) -> str:
-        return f"http://{self._httpd.server_address[0]}:{self.port}"
+        return self._background.url
 
     def start(self) -> ApiServer:
-        # A short poll interval: stop() waits up to one interval for the serving loop.
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.02},
-            name="sandbox-apiserver",
-            daemon=True,
-        )
-        self._thread.start()
+        self._background.start()
         return self
 
     def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._background.stop()
         self.drop_watches()
 
     def drop_watches(self) -> None:

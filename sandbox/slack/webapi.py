@@ -16,12 +16,12 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from ..loopback import BackgroundServer
 from . import methods, responses
 from .control import Control
 from .workspace import Workspace
@@ -47,13 +47,12 @@ class WebApiServer:
         self.control = control or Control(workspace)
         self._httpd = _Server((host, port), _Handler)
         self._httpd.web = self
-        self._thread: threading.Thread | None = None
+        self._background = BackgroundServer(self._httpd, "slack-webapi", poll_interval=0.05)
         workspace.base_url = self.url
 
     @property
     def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._background.url
 
     @property
     def api_url(self) -> str:
@@ -61,18 +60,11 @@ class WebApiServer:
         return f"{self.url}/api/"
 
     def start(self) -> WebApiServer:
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="slack-webapi",
-            daemon=True,
-        )
-        self._thread.start()
+        self._background.start()
         return self
 
     def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._background.stop()
 
 
 class _Server(ThreadingHTTPServer):
