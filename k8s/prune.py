@@ -52,12 +52,15 @@ def prune(cluster: Cluster, cfg: Config, keep_last: int) -> list[str]:
     if keep_last <= 0:
         return []
     ns = cfg.velero.namespace
+    # Requests first, then backups: a backup whose request Velero finishes in between is
+    # then already Deleting or gone, never a Completed backup without a request (the
+    # other order would ask again for a backup Velero just deleted).
+    requests, _ = R.list_all(cluster, R.DELETE_BACKUP_REQUEST, ns)
+    pending = {str(((d.get("spec") or {}).get("backupName")) or "") for d in requests}
     backups, _ = R.list_all(cluster, R.BACKUP, ns, label_selector=L.LABEL_TRIGGER)
     doomed = prune_candidates(backups, keep_last)
     if not doomed:
         return []
-    requests, _ = R.list_all(cluster, R.DELETE_BACKUP_REQUEST, ns)
-    pending = {str(((d.get("spec") or {}).get("backupName")) or "") for d in requests}
     made: list[str] = []
     for backup in doomed:
         name = str((backup.get("metadata") or {}).get("name") or "")
