@@ -9,13 +9,11 @@ Stored dicts are never mutated after a write.
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from config.selectors import LabelSelector
@@ -24,41 +22,14 @@ from . import errors
 from .fields import FieldSelector
 from .objects import clone, generate_name, meta, rfc3339
 from .resources import Registry, ResourceType
+from .store_watch import Event, Watcher, WatchHub
 
 Key = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped
 Validator = Callable[[ResourceType, dict[str, Any], dict[str, Any] | None], None]
+__all__ = ["Event", "Key", "Store", "Validator", "Watcher"]
 
 
-@dataclass(frozen=True)
-class Event:
-    rv: int
-    rt_key: tuple[str, str]
-    type: str  # ADDED | MODIFIED | DELETED
-    obj: dict[str, Any]
-    old: dict[str, Any] | None
-
-
-@dataclass(eq=False)
-class Watcher:
-    """A subscription; the HTTP layer (or an in-process controller) drains `events`."""
-
-    rt: ResourceType
-    namespace: str | None
-    labels: LabelSelector
-    fields: FieldSelector
-    events: queue.Queue[tuple[str, dict[str, Any]] | None] = field(default_factory=queue.Queue)
-    closed: bool = False
-
-    def matches(self, obj: dict[str, Any] | None) -> bool:
-        if obj is None:
-            return False
-        m = obj.get("metadata") or {}
-        if self.namespace and m.get("namespace") != self.namespace:
-            return False
-        return self.labels.matches(m.get("labels")) and self.fields.matches(obj)
-
-
-class Store:
+class Store(WatchHub):
     """In-memory object storage with Kubernetes semantics for versions and watches."""
 
     def __init__(
@@ -491,70 +462,6 @@ class Store:
                 else:
                     deps.discard((rt.key, key))
 
-    # ----- watch -------------------------------------------------------------------------
-
-    def _emit(self, event: Event) -> None:
-        self._history.append(event)
-        for w in list(self._watchers):
-            if w.rt.key != event.rt_key or w.closed:
-                continue
-            out = _watch_event(w, event)
-            if out is not None:
-                w.events.put(out)
-
-    def watch(
-        self,
-        rt: ResourceType,
-        namespace: str | None = None,
-        labels: LabelSelector | None = None,
-        fields: FieldSelector | None = None,
-        resource_version: str = "",
-    ) -> Watcher:
-        """Register a watcher; initial or replayed events are queued before live ones.
-
-        Raises ApiError 410 when resource_version is older than the retained history.
-        """
-        w = Watcher(rt, namespace, labels or LabelSelector(), fields or FieldSelector())
-        with self.lock:
-            if resource_version in ("", "0"):
-                items, _, _, _ = self.list(rt, namespace, w.labels, w.fields)
-                for obj in items:
-                    w.events.put(("ADDED", obj))
-            else:
-                try:
-                    since = int(resource_version)
-                except ValueError:
-                    raise errors.bad_request(
-                        f'invalid resource version "{resource_version}"'
-                    ) from None
-                oldest = self._history[0].rv if self._history else self._rv + 1
-                floor = max(oldest - 1, self._compacted_rv)
-                if since < floor:
-                    raise errors.gone(f"too old resource version: {since} ({floor})")
-                for event in self._history:
-                    if event.rv > since and event.rt_key == rt.key:
-                        out = _watch_event(w, event)
-                        if out is not None:
-                            w.events.put(out)
-            self._watchers.add(w)
-        return w
-
-    def stop_watch(self, w: Watcher) -> None:
-        with self.lock:
-            w.closed = True
-            self._watchers.discard(w)
-        w.events.put(None)
-
-    def compact(self) -> None:
-        """Forget history up to now, as etcd compaction does: older watches get 410."""
-        with self.lock:
-            self._history.clear()
-            self._compacted_rv = self._rv
-
-    def watcher_count(self) -> int:
-        with self.lock:
-            return len(self._watchers)
-
     # ----- snapshot ----------------------------------------------------------------------
 
     def dump(self) -> dict[str, Any]:
@@ -579,21 +486,6 @@ class Store:
                 self._index_owners(rt, key, None, obj)
             self._rv = max(self._rv, int(snapshot.get("resourceVersion", 1)))
             self._compacted_rv = self._rv
-
-
-def _watch_event(w: Watcher, event: Event) -> tuple[str, dict[str, Any]] | None:
-    """What a watcher sees of an event: selector transitions become ADDED/DELETED."""
-    now = w.matches(event.obj) if event.type != "DELETED" else False
-    before = w.matches(event.old)
-    if event.type == "DELETED":
-        return ("DELETED", event.obj) if w.matches(event.obj) else None
-    if now and before:
-        return ("MODIFIED", event.obj)
-    if now and not before:
-        return ("ADDED", event.obj)
-    if before and not now:
-        return ("DELETED", event.obj)
-    return None
 
 
 def _spec_changed(rt: ResourceType, old: dict[str, Any], new: dict[str, Any]) -> bool:
