@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
@@ -57,6 +59,14 @@ def load(args: argparse.Namespace) -> Config:
 
 def cluster_for(args: argparse.Namespace) -> Cluster:
     return connect(getattr(args, "kubeconfig", None))
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGINT or SIGTERM: foreground commands wait on it, then clean up."""
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    return stop
 
 
 def print_json(data: Any, out: TextIO | None = None) -> None:

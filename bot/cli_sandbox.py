@@ -9,13 +9,11 @@ the next start carries on where this one stopped).
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
-from .cli_common import EXIT_OK, CliError
+from .cli_common import EXIT_OK, CliError, stop_on_signals
 
 
 def register(sub: Any) -> None:
@@ -62,13 +60,7 @@ def run_cluster(args: argparse.Namespace) -> int:
         ).start()
     except OSError as exc:
         raise CliError(f"cannot start the sandbox API server on port {args.port}: {exc}") from None
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: object) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop = stop_on_signals()
     try:
         kubeconfig, config = cluster.write_files(directory)
         print(

@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-import threading
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from .cli_common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
+from .cli_common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError, stop_on_signals
 
 DEFAULT_DIR = Path(".ragbot-sandbox")
 SLACK_FILE = "slack.json"
@@ -110,10 +108,7 @@ def run_all(args: argparse.Namespace) -> int:
               f"  ragbot sandbox click{d} --as approver latest Approve\n"
               "Users: operator (backup, restore), approver and approver2 (approve), viewer (none).\n"
               "Ctrl-C stops everything.", flush=True)  # fmt: skip
-        stop = threading.Event()
-        signal.signal(signal.SIGINT, lambda *_: stop.set())
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        stop.wait()
+        stop_on_signals().wait()
     finally:
         if bot is not None:
             bot.stop()

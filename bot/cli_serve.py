@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
 from typing import Any
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from .cli_common import EXIT_OK, EXIT_USAGE, CliError, add_config_args, cluster_for, load
+from .cli_common import (
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    add_config_args,
+    cluster_for,
+    load,
+    stop_on_signals,
+)
 
 log = logging.getLogger("ragbot.serve")
 
@@ -55,13 +61,7 @@ def run_serve(args: argparse.Namespace) -> int:
     if not cfg.ragbot.slack.channel:
         log.warning("ragbot.slack.channel is empty: progress and announcements are not posted")
     cluster = cluster_for(args)
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: object) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop = stop_on_signals()
     try:
         server = BotServer(cfg, cluster, secrets, host=args.host, port=args.port,
                            ops_port=ops_port).start()

@@ -15,15 +15,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from k8s.backup_views import BackupSummary, parse_time
+from k8s.backup_views import BackupSummary, as_int, parse_time
 from k8s.restore_record import STEP_DONE, STEP_FAILED, STEP_RUNNING, RestoreRecord
-
-
-def _int(value: Any) -> int:
-    try:
-        return int(value or 0)
-    except (TypeError, ValueError):
-        return 0
 
 
 @dataclass(frozen=True)
@@ -125,9 +118,9 @@ class RestoreView:
         prog = status.get("progress") or {}
         return replace(
             self, velero_phase=str(status.get("phase") or self.velero_phase),
-            items_restored=_int(prog.get("itemsRestored")) or self.items_restored,
-            items_total=_int(prog.get("totalItems")) or self.items_total,
-            velero_errors=_int(status.get("errors")), velero_warnings=_int(status.get("warnings")),
+            items_restored=as_int(prog.get("itemsRestored")) or self.items_restored,
+            items_total=as_int(prog.get("totalItems")) or self.items_total,
+            velero_errors=as_int(status.get("errors")), velero_warnings=as_int(status.get("warnings")),
             failure_reason=str(status.get("failureReason") or ""),
             validation_errors=tuple(str(e) for e in status.get("validationErrors") or ()),
         )  # fmt: skip
@@ -168,7 +161,7 @@ def restore_view(record: RestoreRecord) -> RestoreView:
         velero_restore=str(d.get("velero_restore", "")), error=str(d.get("error", "")),
         failed_step=str(d.get("failed_step", "")),
         application_state=str(d.get("application_state", "")),
-        offline=tuple(str(ns) for ns in offline), pvcs=_int(summary.get("pvcs")),
+        offline=tuple(str(ns) for ns in offline), pvcs=as_int(summary.get("pvcs")),
         releases=tuple(str(r) for r in summary.get("releases") or ()),
         plan_warnings=tuple(str(w) for w in summary.get("warnings") or ()), steps=steps,
     )  # fmt: skip

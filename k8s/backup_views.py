@@ -33,7 +33,8 @@ def format_time(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else ""
 
 
-def _int(value: Any) -> int:
+def as_int(value: Any) -> int:
+    """An API count as int; absent or malformed counts read as 0 (Velero omits zeros)."""
     try:
         return int(value or 0)
     except (TypeError, ValueError):
@@ -143,12 +144,12 @@ def summarize(obj: Mapping[str, Any]) -> BackupSummary:
         name=str(meta.get("name") or ""),
         namespace=str(meta.get("namespace") or ""),
         phase=str(status.get("phase") or ""),
-        items_backed_up=_int(progress.get("itemsBackedUp")),
-        items_total=_int(progress.get("totalItems")),
-        csi_snapshots_attempted=_int(status.get("csiVolumeSnapshotsAttempted")),
-        csi_snapshots_completed=_int(status.get("csiVolumeSnapshotsCompleted")),
-        errors=_int(status.get("errors")),
-        warnings=_int(status.get("warnings")),
+        items_backed_up=as_int(progress.get("itemsBackedUp")),
+        items_total=as_int(progress.get("totalItems")),
+        csi_snapshots_attempted=as_int(status.get("csiVolumeSnapshotsAttempted")),
+        csi_snapshots_completed=as_int(status.get("csiVolumeSnapshotsCompleted")),
+        errors=as_int(status.get("errors")),
+        warnings=as_int(status.get("warnings")),
         failure_reason=str(status.get("failureReason") or ""),
         validation_errors=tuple(str(e) for e in status.get("validationErrors") or ()),
         created=parse_time(meta.get("creationTimestamp")),
