@@ -32,6 +32,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "upstream stack built from Go modules (kube-apiserver, Velero, kwok, ...)",
     )
     group.addoption(
+        "--upstream-velero-features",
+        default=None,
+        help="Velero's --features on the upstream cluster (default: the stack's, EnableCSI)",
+    )
+    group.addoption(
         "--upstream-keep",
         action="store_true",
         help="keep the upstream cluster's state dir (logs, kubeconfig) after the session",
@@ -65,7 +70,10 @@ def upstream_cluster(
     except Exception as exc:  # a refused module, no Go, ... : say so instead of erroring
         pytest.fail(f"building the upstream cluster failed: {exc}", pytrace=False)
     d = tmp_path_factory.mktemp("upstream")
+    features = request.config.getoption("--upstream-velero-features")
     up = Upstream(dir=d, bin=bindir)
+    if features is not None:
+        up.velero_features = features
     with up:
         yield up
     if not request.config.getoption("--upstream-keep"):
