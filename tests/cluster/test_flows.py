@@ -11,15 +11,20 @@ restore lock, leader election, and that the grant is no wider than declared. Run
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
 from kubernetes.client import ApiException
 
+from k8s import labels as L
 from k8s import lease
 from k8s import resources as R
 from k8s.backups import create_backup, wait_backup
@@ -29,10 +34,22 @@ from k8s.permissions import required_rules
 from k8s.prune import prune
 from k8s.restore_lock import RestoreInProgress, acquire_lock, release_lock
 from k8s.restore_plan import build_plan
-from k8s.restore_record import APPROVED, CANCELLED, create_record, transition
+from k8s.restore_record import (
+    APPROVED,
+    CANCELLED,
+    SUCCEEDED,
+    RestoreRecord,
+    create_record,
+    get_record,
+    list_records,
+    transition,
+)
+from k8s.restore_record import _from_configmap as record_from_configmap
+from k8s.watch import Collection, wait_for
 from tests.cluster.conftest import CliResult
 from tests.cluster.targets import Target
 
+REPO = Path(__file__).resolve().parents[2]
 DONE = ("Completed", "PartiallyFailed")
 #: Upstream Velero finishes a backup of the seed in ~10 s and a restore in ~10 s; pods
 #: come back through the controllers, the scheduler and kwok.
@@ -247,3 +264,94 @@ def test_restore_latest_brings_the_application_back(
     assert ours[0]["status"]["phase"] in DONE, ours[0]["status"]
     # ragbot waited for readiness; everything it restored is Ready now.
     assert _workloads_ready(target) == []
+
+
+def test_run_without_yes_shows_the_plan_and_changes_nothing(
+    target: Target, ragbot: Callable[..., CliResult]
+) -> None:
+    _backup_done(target, ragbot)
+    cluster = _sa_cluster(target)
+    try:
+        before = {r.id for r in list_records(cluster, target.cfg)}
+        res = ragbot("restore", "run")
+        assert res.code == 2 and "add --yes" in res.err, res
+        assert "uninstall Helm release keycloak" in res.out, res
+        assert {r.id for r in list_records(cluster, target.cfg)} == before
+        plan = ragbot("restore", "plan", "latest", "-o", "json")
+        assert plan.code == 0 and json.loads(plan.out)["steps"][-1]["action"] == "wait-ready"
+    finally:
+        cluster.close()
+
+
+def _spawn(target: Target, *argv: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    env["PYTHONPATH"] = str(REPO)
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot", *argv, *target.args], cwd=REPO, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def _record(cluster: Cluster, target: Target, cond: Callable[[RestoreRecord], Any], what: str) -> Any:
+    def check(view: Collection) -> Any:
+        for obj in view.objects.values():
+            found = cond(record_from_configmap(obj))
+            if found:
+                return found
+        return None
+
+    return wait_for(cluster, R.CONFIGMAP, target.cfg.ragbot.namespace, check, timeout=120,
+                    what=what, label_selector=f"{L.LABEL_RECORD_KIND}=restore")  # fmt: skip
+
+
+@pytest.mark.slow
+def test_restore_killed_midway_is_resumed_and_a_second_run_is_refused(
+    target: Target, ragbot: Callable[..., CliResult]
+) -> None:
+    """SIGKILL the restoring process after its first steps; a new process finishes the job.
+
+    Meanwhile a second `restore run` is refused by the lock. Exactly one Velero Restore is
+    made, every step is recorded done once, and the application ends Ready.
+    """
+    backup = _backup_done(target, ragbot)
+    if target.kind == "sandbox":
+        # Pace the sandbox like a real cluster: a restore there takes ~1 s, shorter
+        # than a process start, so record writes are slowed (a latency, not a fault).
+        target.handle.server.faults.set(latency_seconds=0.15, path_filter="/configmaps/restore-")
+    cluster = _sa_cluster(target)
+    before = {r.id for r in list_records(cluster, target.cfg)}
+    first = _spawn(target, "restore", "run", backup, "--yes", "--wait")
+    try:
+        rec = _record(cluster, target, lambda r: r if r.id not in before else None,
+                      "the record of the new restore")  # fmt: skip
+        second = ragbot("restore", "run", backup, "--yes", "--wait")
+        assert second.code == 1 and "restore already in progress" in second.err, second
+        key = rec.steps[1]["key"]
+        _record(cluster, target, lambda r: r.id == rec.id and r.step(key)["status"] == "done",
+                f"step {key} of {rec.id} done")  # fmt: skip
+        assert first.poll() is None, first.communicate()
+        first.kill()
+        first.wait(timeout=30)
+        if target.kind == "sandbox":
+            target.handle.server.faults.clear()
+        resumed = _spawn(target, "restore", "resume", rec.id)
+        out, err = resumed.communicate(timeout=600)
+        assert resumed.returncode == 0, out + err
+        done = get_record(cluster, target.cfg, rec.id)
+        assert done.state == SUCCEEDED, done.data.get("error")
+        for step in done.steps:
+            events = [h for h in done.data["history"] if h["event"] == f"step {step['key']} done"]
+            assert step["status"] == "done" and len(events) == 1, (step, events)
+        with target.admin() as api:
+            restores = client.CustomObjectsApi(api).list_namespaced_custom_object(
+                "velero.io", "v1", target.cfg.velero.namespace, "restores"
+            )["items"]
+        assert [r["metadata"]["name"] for r in restores if r["spec"]["backupName"] == backup] == [
+            done.velero_restore
+        ]
+        assert _workloads_ready(target) == []
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+        cluster.close()
