@@ -73,6 +73,32 @@ def load_objects(store: Store, objects: Sequence[dict[str, Any]]) -> None:
             update = dict(created)
             update["status"] = obj["status"]
             store.update(rt, ns, created["metadata"]["name"], update, subresource="status")
+        if obj["kind"] == "PersistentVolumeClaim":
+            _complete_prebinding(store, created)
+
+
+def _complete_prebinding(store: Store, claim: dict[str, Any]) -> None:
+    """Give the PV pre-bound to this claim the claim's uid, as a bound pair has in a cluster.
+
+    A seed cannot know uids (the API server assigns them), and a bound claim whose PV's
+    claimRef lacks its uid is Lost (kube-controller-manager's syncBoundClaim; the
+    sandbox's binder applies the same rule). tests/upstream/apiload.py does the same.
+    """
+    volume = (claim.get("spec") or {}).get("volumeName")
+    pvs = store.registry.by_kind("v1", "PersistentVolume")
+    if not volume or pvs is None:
+        return
+    try:
+        pv = store.get(pvs, "", volume)
+    except errors.ApiError:
+        return  # not loaded (yet): nothing to complete
+    ref = (pv.get("spec") or {}).get("claimRef") or {}
+    meta = claim["metadata"]
+    if (ref.get("namespace"), ref.get("name"), ref.get("uid")) != (meta["namespace"], meta["name"], None):
+        return
+    update = dict(pv)
+    update["spec"] = {**pv["spec"], "claimRef": {**ref, "uid": meta["uid"]}}
+    store.update(pvs, "", volume, update)
 
 
 class SandboxCluster:
