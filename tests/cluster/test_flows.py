@@ -91,7 +91,41 @@ def _backup_done(target: Target, ragbot: Callable[..., CliResult]) -> str:
 def test_check_passes(ragbot: Callable[..., CliResult]) -> None:
     res = ragbot("check")
     assert res.code == 0, res
-    assert res.err == "", res
+    assert res.err == "" and "WARNING" not in res.out and "FAILED" not in res.out, res
+    res = ragbot("check", "-o", "json")
+    report = json.loads(res.out)
+    assert res.code == 0 and report["passed"] is True
+    assert {c["status"] for c in report["checks"]} == {"ok"}, report
+    assert {"Velero server pod", "BackupStorageLocation", "VolumeSnapshotClass"} <= {
+        c["item"] for c in report["checks"]
+    }
+
+
+def test_check_fails_while_the_snapshot_class_is_ambiguous(
+    target: Target, ragbot: Callable[..., CliResult]
+) -> None:
+    vsc, name = R.VOLUME_SNAPSHOT_CLASS, "csi-snapclass"
+    label = "velero.io/csi-volumesnapshot-class"
+    with target.admin() as api:
+        admin = Cluster(api)
+        driver = R.get(admin, vsc, None, name)["driver"]
+        R.merge_patch(admin, vsc, None, name, {"metadata": {"labels": {label: None}}})
+        second = {"apiVersion": vsc.api_version, "kind": vsc.kind,
+                  "metadata": {"name": "second-" + str(int(time.time()))},
+                  "driver": driver, "deletionPolicy": "Retain"}  # fmt: skip
+        try:
+            # The only class of its driver: Velero still uses it, so only a warning.
+            res = ragbot("check")
+            assert res.code == 0 and "WARNING  VolumeSnapshotClass" in res.out, res
+            R.create(admin, vsc, None, second)
+            res = ragbot("check")
+            assert res.code == 1 and "FAILED   VolumeSnapshotClass" in res.out, res
+            assert f'fix: kubectl label volumesnapshotclass {name} {label}="true"' in res.out
+        finally:
+            R.merge_patch(admin, vsc, None, name, {"metadata": {"labels": {label: "true"}}})
+            if R.try_get(admin, vsc, None, second["metadata"]["name"]) is not None:
+                R.delete(admin, vsc, None, second["metadata"]["name"])
+    assert ragbot("check").code == 0
 
 
 def test_backup_now_stores_the_backup_in_the_bucket(
