@@ -86,6 +86,23 @@ def conflict(rt: ResourceType, name: str) -> ApiError:
     )
 
 
+def precondition_failed(rt: ResourceType, name: str, why: str) -> ApiError:
+    """A DELETE precondition that does not hold: storage.NewInvalidObjError as a Conflict
+    naming the Kind (`ConfigMap`, `Backup.velero.io`), as the registry words it."""
+    kind_group = f"{rt.kind}.{rt.group}" if rt.group else rt.kind
+    details: dict[str, Any] = {"name": name, "kind": rt.kind}
+    if rt.group:
+        details["group"] = rt.group
+    return ApiError(
+        status_body(
+            409,
+            "Conflict",
+            f'Operation cannot be fulfilled on {kind_group} "{name}": {why}',
+            details,
+        )
+    )
+
+
 def invalid(
     rt: ResourceType, name: str, causes: list[tuple[str, str, str]], *, use_resource: bool = False
 ) -> ApiError:
@@ -97,7 +114,7 @@ def invalid(
     parts = [f"{field}: {msg}" if field else msg for _, field, msg in causes]
     joined = parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
     details = _details(rt, name)
-    details["kind"] = rt.kind
+    details["kind"] = rt.plural if use_resource else rt.kind
     details["causes"] = [
         {"reason": reason, "message": msg, "field": field} for reason, field, msg in causes
     ]

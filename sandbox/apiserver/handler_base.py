@@ -60,6 +60,9 @@ class HandlerBase(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-cache, private")
         for k, v in (headers or {}).items():
             self.send_header(k, v)
+        for warning in getattr(self, "_warnings", ()):
+            self.send_header("Warning", warning)
+        self._warnings = []
         self.end_headers()
         self.wfile.write(data)
 

@@ -113,6 +113,7 @@ class _Handler(RestVerbs, WatchStreaming):
 
     def _dispatch(self, method: str) -> None:
         self._body_read = False
+        self._warnings: list[str] = []  # Warning headers of the answer (unknown fields)
         split = urlsplit(self.path)
         path = split.path.rstrip("/") or "/"
         query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}

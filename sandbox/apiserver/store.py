@@ -213,7 +213,7 @@ class Store(WatchHub):
                         (
                             "FieldValueInvalid",
                             "metadata.resourceVersion",
-                            "Invalid value: 0x0: must be specified for an update",
+                            "Invalid value: 0: must be specified for an update",
                         )
                     ],
                     use_resource=True,
@@ -308,24 +308,53 @@ class Store(WatchHub):
         precondition_rv: str | None = None,
         dry_run: bool = False,
     ) -> tuple[dict[str, Any], bool]:
-        """Delete (or mark for deletion). Returns (object, gone_now)."""
+        """Delete (or mark for deletion). Returns (object, gone_now).
+
+        Orphan and Foreground go through the garbage collector's finalizers as upstream:
+        the object is first marked (deletionTimestamp + `orphan`/`foregroundDeletion`,
+        which is what DELETE answers), the GC's work is done, then the finalizer removed.
+        """
         namespace = namespace if rt.namespaced else ""
         with self.lock:
             old = self.get(rt, namespace, name)
             om = old["metadata"]
             if precondition_uid and precondition_uid != om.get("uid"):
-                raise errors.conflict(rt, name)
+                raise errors.precondition_failed(
+                    rt,
+                    name,
+                    f"the UID in the precondition ({precondition_uid}) does not match the UID "
+                    f"in record ({om.get('uid')}). The object might have been deleted and then "
+                    "recreated",
+                )
             if precondition_rv and precondition_rv != om.get("resourceVersion"):
-                raise errors.conflict(rt, name)
+                raise errors.precondition_failed(
+                    rt,
+                    name,
+                    f"the ResourceVersion in the precondition ({precondition_rv}) does not match "
+                    f"the ResourceVersion in record ({om.get('resourceVersion')}). The object "
+                    "might have been modified",
+                )
             if dry_run:
                 return old, not om.get("finalizers")
             policy = propagation or "Background"
             if rt.kind == "Namespace":
                 return self._delete_namespace(rt, old)
-            if policy == "Orphan":
-                self._orphan_dependents(om.get("uid", ""))
-            elif policy == "Foreground":
-                self._delete_dependents(om.get("uid", ""), "Foreground")
+            uid = om.get("uid", "")
+            if policy in ("Orphan", "Foreground") and not om.get("deletionTimestamp"):
+                gc_finalizer = "orphan" if policy == "Orphan" else "foregroundDeletion"
+                marked = clone(old)
+                mm = marked["metadata"]
+                mm["deletionTimestamp"] = rfc3339(self.clock())
+                mm["deletionGracePeriodSeconds"] = 0
+                mm["finalizers"] = [*(om.get("finalizers") or []), gc_finalizer]
+                mm["resourceVersion"] = str(self._next_rv())
+                self._commit(rt, (namespace, name), marked, old, "MODIFIED")
+                if policy == "Orphan":
+                    self._orphan_dependents(uid)
+                else:
+                    self._delete_dependents(uid, "Foreground")
+                self._drop_finalizer(rt, (namespace, name), gc_finalizer)
+                return marked, False
             if om.get("finalizers"):
                 if om.get("deletionTimestamp"):
                     return old, False
@@ -335,14 +364,31 @@ class Store(WatchHub):
                 marked["metadata"]["resourceVersion"] = str(self._next_rv())
                 self._commit(rt, (namespace, name), marked, old, "MODIFIED")
                 if policy == "Background":
-                    self._delete_dependents(om.get("uid", ""), "Background")
+                    self._delete_dependents(uid, "Background")
                 return marked, False
             gone = clone(old)
             gone["metadata"]["resourceVersion"] = str(self._next_rv())
             self._remove(rt, (namespace, name), gone)
             if policy == "Background":
-                self._delete_dependents(om.get("uid", ""), "Background")
+                self._delete_dependents(uid, "Background")
             return gone, True
+
+    def _drop_finalizer(self, rt: ResourceType, key: Key, finalizer: str) -> None:
+        """The GC's last step: remove its finalizer; the object goes when none is left."""
+        current = self._objects.get(rt.key, {}).get(key)
+        if current is None or finalizer not in (current["metadata"].get("finalizers") or []):
+            return
+        new = clone(current)
+        rest = [f for f in new["metadata"]["finalizers"] if f != finalizer]
+        if rest:
+            new["metadata"]["finalizers"] = rest
+        else:
+            del new["metadata"]["finalizers"]
+        new["metadata"]["resourceVersion"] = str(self._next_rv())
+        if rest:
+            self._commit(rt, key, new, current, "MODIFIED")
+        else:
+            self._remove(rt, key, new)
 
     def _delete_namespace(
         self, rt: ResourceType, old: dict[str, Any]
@@ -388,8 +434,10 @@ class Store(WatchHub):
                 return rt
         return None
 
-    def _orphan_dependents(self, uid: str) -> None:
+    def _orphan_dependents(self, uid: str, only: tuple[tuple[str, str], Key] | None = None) -> None:
         for rt_key, key in list(self._dependents.get(uid, ())):
+            if only is not None and (rt_key, key) != only:
+                continue
             rt = self._rt_for_key(rt_key)
             obj = self._objects.get(rt_key, {}).get(key)
             if rt is None or obj is None:
@@ -403,7 +451,11 @@ class Store(WatchHub):
             self._commit(rt, key, new, obj, "MODIFIED")
 
     def _delete_dependents(self, uid: str, policy: str) -> None:
-        """Garbage-collect dependents whose every owner is gone (the GC controller's job)."""
+        """Garbage-collect dependents whose every owner is gone (the GC controller's job).
+
+        A dependent that still has a living owner stays, minus its reference to the
+        deleted owner (the GC patches dangling references away).
+        """
         for rt_key, key in list(self._dependents.get(uid, ())):
             rt = self._rt_for_key(rt_key)
             obj = self._objects.get(rt_key, {}).get(key)
@@ -411,6 +463,12 @@ class Store(WatchHub):
                 continue
             owners = [r.get("uid") for r in obj["metadata"].get("ownerReferences", [])]
             if any(o != uid and self._uid_exists(o) for o in owners):
+                self._orphan_dependents(uid, only=(rt_key, key))
+                continue
+            if policy == "Foreground" and not self._dependents.get(obj["metadata"].get("uid", "")):
+                # The GC deletes a dependent that has no dependents of its own plainly
+                # (attemptToDeleteItem's default branch), not in the foreground.
+                self.delete(rt, key[0], key[1], propagation="Background")
                 continue
             self.delete(rt, key[0], key[1], propagation=policy)
 

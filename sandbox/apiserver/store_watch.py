@@ -59,7 +59,6 @@ class WatchHub:
     _compacted_rv: int
     _watchers: set[Watcher]
 
-
     def _emit(self, event: Event) -> None:
         self._history.append(event)
         for w in list(self._watchers):
@@ -76,17 +75,34 @@ class WatchHub:
         labels: LabelSelector | None = None,
         fields: FieldSelector | None = None,
         resource_version: str = "",
+        *,
+        initial_events_end: bool = False,
     ) -> Watcher:
         """Register a watcher; initial or replayed events are queued before live ones.
 
+        With initial_events_end (sendInitialEvents=true) the initial ADDED events are
+        followed by ("BOOKMARK", metadata) carrying the `k8s.io/initial-events-end`
+        annotation at the list's resourceVersion, as the watch cache sends it.
         Raises ApiError 410 when resource_version is older than the retained history.
         """
         w = Watcher(rt, namespace, labels or LabelSelector(), fields or FieldSelector())
         with self.lock:
             if resource_version in ("", "0"):
-                items, _, _, _ = self.list(rt, namespace, w.labels, w.fields)
+                items, list_rv, _, _ = self.list(rt, namespace, w.labels, w.fields)
                 for obj in items:
                     w.events.put(("ADDED", obj))
+                if initial_events_end:
+                    w.events.put(
+                        (
+                            "BOOKMARK",
+                            {
+                                "metadata": {
+                                    "resourceVersion": str(list_rv),
+                                    "annotations": {"k8s.io/initial-events-end": "true"},
+                                }
+                            },
+                        )
+                    )
             else:
                 try:
                     since = int(resource_version)
@@ -94,8 +110,7 @@ class WatchHub:
                     raise errors.bad_request(
                         f'invalid resource version "{resource_version}"'
                     ) from None
-                oldest = self._history[0].rv if self._history else self._rv + 1
-                floor = max(oldest - 1, self._compacted_rv)
+                floor = self.history_floor()
                 if since < floor:
                     raise errors.gone(f"too old resource version: {since} ({floor})")
                 for event in self._history:
@@ -105,6 +120,12 @@ class WatchHub:
                             w.events.put(out)
             self._watchers.add(w)
         return w
+
+    def history_floor(self) -> int:
+        """The oldest resourceVersion a watch (or an Exact list, a continue) may start at."""
+        with self.lock:
+            oldest = self._history[0].rv if self._history else self._rv + 1
+            return max(oldest - 1, self._compacted_rv)
 
     def stop_watch(self, w: Watcher) -> None:
         with self.lock:

@@ -27,16 +27,34 @@ class WatchStreaming(HandlerBase):
             query["fieldSelector"] = ",".join(
                 filter(None, (query.get("fieldSelector"), f"metadata.name={route.name}"))
             )
+        from .verbs import check_list_options
+
+        check_list_options(query, watch=True)
         labels, fields = self._selectors(route.rt, query)
         rv = query.get("resourceVersion", "")
         api = self.api
+        initial = query.get("sendInitialEvents")
+        if initial is not None:
+            # sendInitialEvents=true: the state (at least as new as rv) as ADDED events,
+            # then the initial-events-end bookmark; =false: only changes after rv (or now).
+            if initial in _TRUE:
+                rv = ""
+            elif rv in ("", "0"):
+                rv = str(api.store.resource_version)
         gone = rv not in ("", "0") and api.faults.take_watch_gone(self.path)
         timeout = float(_int_param(query, "timeoutSeconds") or api.max_watch_seconds)
         bookmarks = query.get("allowWatchBookmarks") in _TRUE
         try:
             if gone:
                 raise errors.gone(f"too old resource version: {rv} ({api.store.resource_version})")
-            watcher = api.store.watch(route.rt, route.namespace, labels, fields, rv)
+            watcher = api.store.watch(
+                route.rt,
+                route.namespace,
+                labels,
+                fields,
+                rv,
+                initial_events_end=initial in _TRUE,
+            )
         except errors.ApiError as exc:
             if exc.code != 410:
                 raise
@@ -102,6 +120,14 @@ class WatchStreaming(HandlerBase):
             if item is None or self.abort:
                 break
             etype, obj = item
+            if etype == "BOOKMARK":  # initial-events-end, queued by the store
+                obj = {"kind": route.rt.kind, "apiVersion": route.rt.api_version, **obj}
+                if table_opts is not None:
+                    meta = {"resourceVersion": obj["metadata"]["resourceVersion"]}
+                    obj = tables.table(route.rt, [obj], meta, table_opts, no_headers=headers_sent)
+                    headers_sent = True
+                self._chunk({"type": etype, "object": obj})
+                continue
             if table_opts is not None:
                 meta = {"resourceVersion": obj["metadata"].get("resourceVersion", "")}
                 obj = tables.table(route.rt, [obj], meta, table_opts, no_headers=headers_sent)

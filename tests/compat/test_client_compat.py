@@ -189,7 +189,7 @@ def test_custom_objects(api_server: ApiServerHandle) -> None:
         custom.replace_namespaced_custom_object(*args, "b1", backup("b1"))
     assert err.value.status == 422
     assert status_of(err.value)["message"] == (
-        'backups.velero.io "b1" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be '
+        'backups.velero.io "b1" is invalid: metadata.resourceVersion: Invalid value: 0: must be '
         "specified for an update"
     )
     with pytest.raises(ApiException) as err:

@@ -310,7 +310,7 @@ def test_update_without_resource_version(api_server: ApiServerHandle) -> None:
     body = status_of(err.value)
     assert body["reason"] == "Invalid"
     assert body["message"] == (
-        'backups.velero.io "b1" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be '
+        'backups.velero.io "b1" is invalid: metadata.resourceVersion: Invalid value: 0: must be '
         "specified for an update"
     )
 
