@@ -5,6 +5,10 @@ apiserver: every write bumps one global resourceVersion, is appended to a bounde
 history (watch resume reads it; an older resourceVersion gets 410 Gone), and is handed
 to every matching watcher before the lock is released, so no watcher misses an event.
 Stored dicts are never mutated after a write.
+
+Store is composed of mixins: watches live in store_watch.py (WatchHub), deletion
+propagation, GC finalizers, the owner index and namespace teardown in store_gc.py
+(GarbageCollector). This module keeps reads, create/update/patch and the commit path.
 """
 
 from __future__ import annotations
@@ -22,15 +26,15 @@ from . import errors
 from .fields import FieldSelector
 from .objects import clone, generate_name, meta, rfc3339
 from .resources import Registry, ResourceType
+from .store_gc import GarbageCollector, Key
 from .store_watch import Event, Watcher, WatchHub
 
-Key = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped
 Validator = Callable[[ResourceType, dict[str, Any], dict[str, Any] | None], None]
 __all__ = ["Event", "Key", "Store", "Validator", "Watcher"]
 
 
-class Store(WatchHub):
-    """In-memory object storage with Kubernetes semantics for versions and watches."""
+class Store(WatchHub, GarbageCollector):
+    """In-memory object storage with Kubernetes semantics for versions, watches and GC."""
 
     def __init__(
         self,
@@ -310,9 +314,8 @@ class Store(WatchHub):
     ) -> tuple[dict[str, Any], bool]:
         """Delete (or mark for deletion). Returns (object, gone_now).
 
-        Orphan and Foreground go through the garbage collector's finalizers as upstream:
-        the object is first marked (deletionTimestamp + `orphan`/`foregroundDeletion`,
-        which is what DELETE answers), the GC's work is done, then the finalizer removed.
+        Preconditions and dry-run are checked here; propagation (Orphan and Foreground go
+        through the garbage collector's finalizers as upstream) is store_gc.py's.
         """
         namespace = namespace if rt.namespaced else ""
         with self.lock:
@@ -336,148 +339,7 @@ class Store(WatchHub):
                 )
             if dry_run:
                 return old, not om.get("finalizers")
-            policy = propagation or "Background"
-            if rt.kind == "Namespace":
-                return self._delete_namespace(rt, old)
-            uid = om.get("uid", "")
-            if policy in ("Orphan", "Foreground") and not om.get("deletionTimestamp"):
-                gc_finalizer = "orphan" if policy == "Orphan" else "foregroundDeletion"
-                marked = clone(old)
-                mm = marked["metadata"]
-                mm["deletionTimestamp"] = rfc3339(self.clock())
-                mm["deletionGracePeriodSeconds"] = 0
-                mm["finalizers"] = [*(om.get("finalizers") or []), gc_finalizer]
-                mm["resourceVersion"] = str(self._next_rv())
-                self._commit(rt, (namespace, name), marked, old, "MODIFIED")
-                if policy == "Orphan":
-                    self._orphan_dependents(uid)
-                else:
-                    self._delete_dependents(uid, "Foreground")
-                self._drop_finalizer(rt, (namespace, name), gc_finalizer)
-                return marked, False
-            if om.get("finalizers"):
-                if om.get("deletionTimestamp"):
-                    return old, False
-                marked = clone(old)
-                marked["metadata"]["deletionTimestamp"] = rfc3339(self.clock())
-                marked["metadata"]["deletionGracePeriodSeconds"] = 0
-                marked["metadata"]["resourceVersion"] = str(self._next_rv())
-                self._commit(rt, (namespace, name), marked, old, "MODIFIED")
-                if policy == "Background":
-                    self._delete_dependents(uid, "Background")
-                return marked, False
-            gone = clone(old)
-            gone["metadata"]["resourceVersion"] = str(self._next_rv())
-            self._remove(rt, (namespace, name), gone)
-            if policy == "Background":
-                self._delete_dependents(uid, "Background")
-            return gone, True
-
-    def _drop_finalizer(self, rt: ResourceType, key: Key, finalizer: str) -> None:
-        """The GC's last step: remove its finalizer; the object goes when none is left."""
-        current = self._objects.get(rt.key, {}).get(key)
-        if current is None or finalizer not in (current["metadata"].get("finalizers") or []):
-            return
-        new = clone(current)
-        rest = [f for f in new["metadata"]["finalizers"] if f != finalizer]
-        if rest:
-            new["metadata"]["finalizers"] = rest
-        else:
-            del new["metadata"]["finalizers"]
-        new["metadata"]["resourceVersion"] = str(self._next_rv())
-        if rest:
-            self._commit(rt, key, new, current, "MODIFIED")
-        else:
-            self._remove(rt, key, new)
-
-    def _delete_namespace(
-        self, rt: ResourceType, old: dict[str, Any]
-    ) -> tuple[dict[str, Any], bool]:
-        name = old["metadata"]["name"]
-        if not old["metadata"].get("deletionTimestamp"):
-            marked = clone(old)
-            marked["metadata"]["deletionTimestamp"] = rfc3339(self.clock())
-            marked["status"] = {"phase": "Terminating"}
-            marked["metadata"]["resourceVersion"] = str(self._next_rv())
-            self._commit(rt, ("", name), marked, old, "MODIFIED")
-            old = marked
-        for rt_key, bucket in list(self._objects.items()):
-            content_rt = self._rt_for_key(rt_key)
-            if content_rt is None or not content_rt.namespaced:
-                continue
-            for key in [k for k in bucket if k[0] == name]:
-                if key in bucket:
-                    self.delete(content_rt, key[0], key[1])
-        return self._finish_namespace(name) or (old, False)
-
-    def _finish_namespace(self, namespace: str) -> tuple[dict[str, Any], bool] | None:
-        ns_rt = self.registry.lookup("", "v1", "namespaces")
-        assert ns_rt is not None
-        ns = self.try_get(ns_rt, "", namespace)
-        if ns is None or not ns["metadata"].get("deletionTimestamp"):
-            return None
-        if any(
-            k[0] == namespace
-            for rt_key, bucket in self._objects.items()
-            for k in bucket
-            if rt_key != ns_rt.key
-        ):
-            return None
-        gone = clone(ns)
-        gone["metadata"]["resourceVersion"] = str(self._next_rv())
-        self._remove(ns_rt, ("", namespace), gone)
-        return gone, True
-
-    def _rt_for_key(self, rt_key: tuple[str, str]) -> ResourceType | None:
-        for rt in self.registry.all():
-            if rt.key == rt_key:
-                return rt
-        return None
-
-    def _orphan_dependents(self, uid: str, only: tuple[tuple[str, str], Key] | None = None) -> None:
-        for rt_key, key in list(self._dependents.get(uid, ())):
-            if only is not None and (rt_key, key) != only:
-                continue
-            rt = self._rt_for_key(rt_key)
-            obj = self._objects.get(rt_key, {}).get(key)
-            if rt is None or obj is None:
-                continue
-            new = clone(obj)
-            refs = [r for r in new["metadata"].get("ownerReferences", []) if r.get("uid") != uid]
-            new["metadata"]["ownerReferences"] = refs
-            if not refs:
-                del new["metadata"]["ownerReferences"]
-            new["metadata"]["resourceVersion"] = str(self._next_rv())
-            self._commit(rt, key, new, obj, "MODIFIED")
-
-    def _delete_dependents(self, uid: str, policy: str) -> None:
-        """Garbage-collect dependents whose every owner is gone (the GC controller's job).
-
-        A dependent that still has a living owner stays, minus its reference to the
-        deleted owner (the GC patches dangling references away).
-        """
-        for rt_key, key in list(self._dependents.get(uid, ())):
-            rt = self._rt_for_key(rt_key)
-            obj = self._objects.get(rt_key, {}).get(key)
-            if rt is None or obj is None:
-                continue
-            owners = [r.get("uid") for r in obj["metadata"].get("ownerReferences", [])]
-            if any(o != uid and self._uid_exists(o) for o in owners):
-                self._orphan_dependents(uid, only=(rt_key, key))
-                continue
-            if policy == "Foreground" and not self._dependents.get(obj["metadata"].get("uid", "")):
-                # The GC deletes a dependent that has no dependents of its own plainly
-                # (attemptToDeleteItem's default branch), not in the foreground.
-                self.delete(rt, key[0], key[1], propagation="Background")
-                continue
-            self.delete(rt, key[0], key[1], propagation=policy)
-
-    def _uid_exists(self, uid: str | None) -> bool:
-        return bool(uid) and any(
-            (o.get("metadata") or {}).get("uid") == uid
-            for bucket in self._objects.values()
-            for o in bucket.values()
-        )
+            return self._delete_propagating(rt, (namespace, name), old, propagation or "Background")
 
     def _remove(self, rt: ResourceType, key: Key, last: dict[str, Any]) -> None:
         bucket = self._objects.get(rt.key, {})
@@ -502,23 +364,6 @@ class Store(WatchHub):
         if rt.kind == "CustomResourceDefinition":
             self.registry.add_crd(obj)
         self._emit(Event(int(obj["metadata"]["resourceVersion"]), rt.key, kind, obj, old))
-
-    def _index_owners(
-        self,
-        rt: ResourceType,
-        key: Key,
-        old: dict[str, Any] | None,
-        new: dict[str, Any] | None,
-    ) -> None:
-        for obj, add in ((old, False), (new, True)):
-            if obj is None:
-                continue
-            for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
-                deps = self._dependents.setdefault(ref.get("uid", ""), set())
-                if add:
-                    deps.add((rt.key, key))
-                else:
-                    deps.discard((rt.key, key))
 
     # ----- snapshot ----------------------------------------------------------------------
 

@@ -182,12 +182,14 @@ def test_prune_asks_velero_to_delete_old_backups_and_velero_does(target: Target)
     cluster = _sa_cluster(target)
     try:
         names = []
-        for _ in range(2):
-            b = create_backup(cluster, target.cfg, trigger="schedule", requester="test-prune")
+        for i in range(2):
+            # Two requesters: one requester's two requests in one second are one request.
+            b = create_backup(cluster, target.cfg, trigger="schedule", requester=f"test-prune-{i}")
             name = b["metadata"]["name"]
             done = wait_backup(cluster, target.cfg, name, timeout=BACKUP_TIMEOUT)
             assert done["status"]["phase"] in DONE, done["status"]
             names.append(name)
+        assert names[0] != names[1], names
         assert target.bucket_keys(f"backups/{names[0]}/")
         requested = prune(cluster, target.cfg, keep_last=1)
         assert names[0] in requested and names[1] not in requested, requested
