@@ -11,8 +11,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/env.sh"
 
-mods="etcd kube kwok velero velero-plugin-for-aws"
-key=$(cd "$here" && { go version; cat build.sh env.sh etcd/*.go; \
+mods="etcd kube kwok velero velero-plugin-for-aws csi-mock-driver external-provisioner external-snapshotter"
+key=$(cd "$here" && { go version; cat build.sh env.sh etcd/*.go csi-mock-driver/*.go; \
       for m in $mods; do cat "$m/go.mod" "$m/go.sum"; done; } | sha256sum | cut -c1-16)
 bin="$RAGBOT_UPSTREAM_CACHE/bin-$key"
 
@@ -74,6 +74,18 @@ echo "[$(date +%T)] building velero $vver ..." >&2
 mkdir -p "$tmp/plugins"
 echo "[$(date +%T)] building velero-plugin-for-aws ..." >&2
 (cd "$here/velero-plugin-for-aws" && build -ldflags "-s -w" -o "$tmp/plugins/" tool)
+
+# (f) CSI: Kubernetes' e2e CSI mock driver (our main.go over k8s.io/kubernetes v1.36.3's
+# test/e2e/storage/drivers/csi-test; the proxy refuses csi-driver-host-path), then the
+# sidecars and the snapshot controller, version stamped as their Makefiles do (main.version).
+echo "[$(date +%T)] building csi-mock-driver ..." >&2
+(cd "$here/csi-mock-driver" && build -ldflags "-s -w" -o "$tmp/csi-mock-driver" .)
+pver=$(cd "$here/external-provisioner" && go list -m -f '{{.Version}}' github.com/kubernetes-csi/external-provisioner/v6)
+echo "[$(date +%T)] building external-provisioner $pver ..." >&2
+(cd "$here/external-provisioner" && build -ldflags "-s -w -X main.version=$pver" -o "$tmp/" tool)
+sver=$(cd "$here/external-snapshotter" && go list -m -f '{{.Version}}' github.com/kubernetes-csi/external-snapshotter/v8)
+echo "[$(date +%T)] building external-snapshotter $sver: csi-snapshotter snapshot-controller ..." >&2
+(cd "$here/external-snapshotter" && build -ldflags "-s -w -X main.version=$sver" -o "$tmp/" tool)
 
 echo "[$(date +%T)] done" >&2
 touch "$tmp/.complete"

@@ -2,8 +2,9 @@
 
 :class:`Upstream` starts, on free 127.0.0.1 ports with all state under one directory:
 embedded etcd, kube-apiserver, kube-controller-manager, kube-scheduler (v1.36.3), kwok with
-one fake Node (pods go Pending -> Running -> Ready), an S3 store (moto server), and the
-Velero server with the AWS object-store plugin. It loads the Enterprise RAG seed the
+one fake Node (pods go Pending -> Running -> Ready), an S3 store (moto server), a CSI
+driver with external-provisioner, csi-snapshotter and snapshot-controller (`csi.py`), and
+the Velero server with the AWS object-store plugin. It loads the Enterprise RAG seed the
 sandbox uses, through the API (`tests/upstream/apiload.py`), and waits until Velero has
 validated the default BackupStorageLocation itself.
 """
@@ -43,6 +44,7 @@ COMPONENTS = (
     "kube-scheduler",
     "kwok",
     "s3",
+    "csi",
     "velero",
 )
 NODE_NAME = "kwok-node-0"
@@ -264,9 +266,9 @@ class Upstream:
     bin: Path
     components: tuple[str, ...] = COMPONENTS
     seed: bool = True
-    #: Velero's --features. EnableCSI is what Enterprise RAG installs (the seed's Deployment),
-    #: but with no CSI snapshot controller here each PVC's VolumeSnapshot never gets a
-    #: content, and the backup waits csiSnapshotTimeout per PVC (README: "Volumes").
+    #: Velero's --features. EnableCSI is what Enterprise RAG installs (the seed's Deployment);
+    #: without the "csi" component each PVC's VolumeSnapshot never gets a content and the
+    #: backup waits csiSnapshotTimeout per PVC (README: "Volumes").
     velero_features: str = "EnableCSI"
     procs: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
     etcd_url: str = ""
@@ -338,6 +340,11 @@ class Upstream:
         if self.seed:
             self.load_seed()
             self._mark("seed loaded", t0)
+        if "csi" in want:  # needs the seed's snapshot CRDs and StorageClass
+            from . import csi
+
+            csi.start(self, timeout)
+            self._mark("csi ready", t0)
         if "velero" in want:
             self._start_velero(timeout)
             self._mark("velero BSL Available", t0)

@@ -97,6 +97,7 @@ def backup_restore(up: Upstream, timeout: float = 300) -> dict[str, Any]:
         "failureReason": st.get("failureReason"),
         "volumeSnapshotsAttempted": st.get("volumeSnapshotsAttempted", 0),
         "csiVolumeSnapshotsAttempted": st.get("csiVolumeSnapshotsAttempted", 0),
+        "csiVolumeSnapshotsCompleted": st.get("csiVolumeSnapshotsCompleted", 0),
     }
 
     # clean the application namespaces, as a restore into a wiped install
@@ -143,8 +144,13 @@ def backup_restore(up: Upstream, timeout: float = 300) -> dict[str, Any]:
         "warnings": rs.get("warnings", 0),
         "failureReason": rs.get("failureReason"),
     }
+    # StatefulSets first: their pods need the restored PVCs provisioned from CSI snapshots
+    sts = [w for w in workloads if w[0] == "statefulsets"]
+    t_sts, bad_sts = _wait_ready(api, sts, 120)
+    out["restore"]["statefulsets_ready_after_seconds"] = t_sts
+    out["restore"]["statefulsets_not_ready"] = bad_sts
     t_ready, bad = _wait_ready(api, workloads, 120)
-    out["restore"]["ready_after_seconds"] = t_ready
+    out["restore"]["ready_after_seconds"] = round(t_sts + t_ready, 2)
     out["restore"]["not_ready"] = bad
     pvcs = request(api, "GET", "/api/v1/persistentvolumeclaims")["items"]
     out["pvcs_after_restore"] = {
