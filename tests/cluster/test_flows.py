@@ -336,7 +336,7 @@ def _record(cluster: Cluster, target: Target, cond: Callable[[RestoreRecord], An
                 return found
         return None
 
-    return wait_for(cluster, R.CONFIGMAP, target.cfg.ragbot.namespace, check, timeout=120,
+    return wait_for(cluster, R.CONFIGMAP, target.cfg.ragbot.namespace, check, timeout=600,
                     what=what, label_selector=f"{L.LABEL_RECORD_KIND}=restore")  # fmt: skip
 
 
@@ -390,4 +390,26 @@ def test_restore_killed_midway_is_resumed_and_a_second_run_is_refused(
         if first.poll() is None:
             first.kill()
             first.wait()
+        cluster.close()
+
+
+@pytest.mark.slow
+def test_restore_without_wait_goes_on_in_a_detached_process(
+    target: Target, ragbot: Callable[..., CliResult]
+) -> None:
+    _backup_done(target, ragbot)
+    cluster = _sa_cluster(target)
+    try:
+        before = {r.id for r in list_records(cluster, target.cfg)}
+        res = ragbot("restore", "run", "latest", "--yes", "--reason", "drill")
+        assert res.code == 0 and "running in the background" in res.out, res
+        (record,) = [r for r in list_records(cluster, target.cfg) if r.id not in before]
+        assert record.data["reason"] == "drill"
+        final = _record(cluster, target, lambda r: r if r.id == record.id and r.terminal else None,
+                        "the background restore to finish")  # fmt: skip
+        assert final.state == SUCCEEDED, final.data.get("error")
+        status = ragbot("restore", "status", final.velero_restore)
+        assert status.code == 0 and record.id in status.out, status
+        assert _workloads_ready(target) == []
+    finally:
         cluster.close()
