@@ -4,9 +4,12 @@
 export RAGBOT_UPSTREAM_CACHE
 export GOMODCACHE="$RAGBOT_UPSTREAM_CACHE/gomod"
 export GOCACHE="$RAGBOT_UPSTREAM_CACHE/gocache"
-# Every module here declares go 1.26.0; the machine's Go 1.26.x satisfies it, so never
-# let the go command fetch another toolchain. On an older Go set GOTOOLCHAIN=go1.26.0.
-export GOTOOLCHAIN="${RAGBOT_GOTOOLCHAIN:-local}"
+# The modules here declare at most go 1.26.0. `auto` runs the machine's Go when it is at
+# least what a module's go line asks for (go1.26.8 here: nothing is fetched) and otherwise
+# fetches exactly that version (golang.org/toolchain through the module proxy, which
+# serves it), so an older Go on a new machine still builds. RAGBOT_GOTOOLCHAIN=local
+# forbids any fetch.
+export GOTOOLCHAIN="${RAGBOT_GOTOOLCHAIN:-auto}"
 export GOFLAGS="-mod=mod -buildvcs=false"
 export GOPROXY="${GOPROXY:-https://proxy.golang.org,direct}"
 export CGO_ENABLED=0
