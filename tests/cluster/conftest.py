@@ -60,11 +60,12 @@ class CliResult:
 
 @pytest.fixture
 def ragbot(target: Target, capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
-    """`ragbot <argv> --kubeconfig <ragbot's SA> --config C`, in-process: a CliResult."""
+    """`ragbot <argv> --kubeconfig <ragbot's SA, or another> --config C`, in-process."""
 
-    def run(*argv: str) -> CliResult:
+    def run(*argv: str, kubeconfig: Path | None = None) -> CliResult:
         capsys.readouterr()
-        code = main([*argv, *target.args])
+        code = main([*argv, "--kubeconfig", str(kubeconfig or target.kubeconfig),
+                     "--config", str(target.config)])  # fmt: skip
         out, err = capsys.readouterr()
         return CliResult(code, out, err)
 

@@ -45,10 +45,24 @@ class Target:
     admin_client: Callable[[], client.ApiClient]
     bucket_keys: Callable[[str], list[str]]  # object keys under a prefix of the bucket
     handle: Any  # SandboxCluster or tests.upstream.cluster.Upstream
+    token_for: Callable[[str], str]  # a bearer token of ServiceAccount ragbot/<name>
 
     @property
     def args(self) -> list[str]:
         return ["--kubeconfig", str(self.kubeconfig), "--config", str(self.config)]
+
+    def kubeconfig_as(self, service_account: str) -> Path:
+        """A kubeconfig for ServiceAccount ragbot/<name> (created if needed, no grants)."""
+        with self.admin() as api:
+            try:
+                client.CoreV1Api(api).create_namespaced_service_account(
+                    SA_NAMESPACE, {"metadata": {"name": service_account}}
+                )
+            except client.ApiException as exc:
+                if exc.status != 409:
+                    raise
+        path = self.kubeconfig.with_name(f"{service_account}.kubeconfig")
+        return token_kubeconfig(self.admin_kubeconfig, self.token_for(service_account), path)
 
     @contextlib.contextmanager
     def admin(self) -> Iterator[client.ApiClient]:
@@ -126,7 +140,11 @@ def sandbox_target(directory: Path, **sandbox_kwargs: Any) -> Iterator[Target]:
             velero = sim.velero
             return [] if velero is None else velero.objects.keys(BSL, prefix)
 
-        yield Target("sandbox", kubeconfig, admin_kubeconfig, config, cfg, sim.api_client, keys, sim)
+        def token_for(name: str) -> str:
+            return f"system:serviceaccount:{SA_NAMESPACE}:{name}"  # the sandbox's tokens
+
+        yield Target("sandbox", kubeconfig, admin_kubeconfig, config, cfg, sim.api_client, keys,
+                     sim, token_for)  # fmt: skip
     finally:
         sim.stop()
 
@@ -141,16 +159,22 @@ def upstream_target(up: Any, directory: Path) -> Target:
     def admin_client() -> client.ApiClient:
         return kube_config.new_client_from_config(str(admin_kubeconfig))
 
+    def token_for(name: str) -> str:
+        api = admin_client()
+        try:
+            request = {"spec": {"expirationSeconds": 24 * 3600}}
+            return str(client.CoreV1Api(api).create_namespaced_service_account_token(
+                name, SA_NAMESPACE, request
+            ).status.token)  # fmt: skip
+        finally:
+            api.close()
+
     api = admin_client()
     try:
         grant(api, cfg)
-        request = {"spec": {"expirationSeconds": 24 * 3600}}
-        token = client.CoreV1Api(api).create_namespaced_service_account_token(
-            SA_NAME, SA_NAMESPACE, request
-        ).status.token
     finally:
         api.close()
-    kubeconfig = token_kubeconfig(admin_kubeconfig, token, directory / "ragbot.kubeconfig")
+    kubeconfig = token_kubeconfig(admin_kubeconfig, token_for(SA_NAME), directory / "ragbot.kubeconfig")
 
     def keys(prefix: str) -> list[str]:
         import boto3
@@ -165,5 +189,6 @@ def upstream_target(up: Any, directory: Path) -> Target:
         pages = s3.get_paginator("list_objects_v2").paginate(Bucket="velero", Prefix=prefix)
         return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
 
-    return Target("upstream", kubeconfig, admin_kubeconfig, config, cfg, admin_client, keys, up)
+    return Target("upstream", kubeconfig, admin_kubeconfig, config, cfg, admin_client, keys, up,
+                  token_for)  # fmt: skip
 
