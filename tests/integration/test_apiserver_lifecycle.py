@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from kubernetes.client import ApiException, V1DeleteOptions
 
-from tests.conftest import VELERO, ApiServerHandle, WatchCollector
+from tests.conftest import VELERO, ApiServerHandle, WatchCollector, wait_for
 from tests.integration.test_apiserver_crud import backup, cm, deployment
 
 
@@ -146,7 +146,11 @@ def test_foreground_deletes_dependents_before_owner(api_server: ApiServerHandle)
     assert api_server.apps.list_namespaced_replica_set("default").items == []
     assert api_server.core.list_namespaced_pod("default").items == []
     pod_events = pods.wait_count(2)
-    dep_events = deps.wait_count(1)
+    # The owner is first MODIFIED (deletionTimestamp + the foregroundDeletion finalizer, as
+    # upstream answers the DELETE), and only DELETED once its dependents are gone.
+    wait_for(lambda: any(e["type"] == "DELETED" for e in deps.snapshot()), 5,
+             "the Deployment's DELETED event")  # fmt: skip
+    dep_events = deps.snapshot()
     pods.stop()
     deps.stop()
     assert {e["type"] for e in pod_events} == {"DELETED"}
