@@ -8,6 +8,7 @@ sent during a 429 storm is sent once the storm is over.
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -31,11 +32,15 @@ def test_burst_is_throttled_and_ends_on_the_latest_state(emulator: SlackEmulator
     ref = post(client, SANDBOX_CHANNEL, {"text": "state 0", "blocks": None})
     updater = MessageUpdater(client, min_interval=0.2).start()
     try:
+        started = time.monotonic()
         for i in range(1, 51):
             updater.submit(ref, lambda i=i: {"text": f"state {i}", "blocks": None})
+        submitting = time.monotonic() - started
         ws.wait_until(lambda w: (m := w.message(SANDBOX_CHANNEL, ref.ts)) and m.text == "state 50", 5)
         calls = ws.calls("chat.update")
-        assert 1 <= len(calls) <= 3, len(calls)
+        # One edit per interval while states keep coming, plus the first and the last: a
+        # loaded machine that takes longer to submit the 50 may see a few more, never 50.
+        assert 1 <= len(calls) <= 3 + int(submitting / 0.2), (len(calls), submitting)
         times = [c.at for c in calls]
         assert all(b - a >= 0.15 for a, b in itertools.pairwise(times))
     finally:
