@@ -48,6 +48,7 @@ from k8s.restore_record import _from_configmap as record_from_configmap
 from k8s.watch import Collection, wait_for
 from tests.cluster.conftest import CliResult
 from tests.cluster.targets import Target
+from tests.conftest import wait_for as poll
 
 REPO = Path(__file__).resolve().parents[2]
 DONE = ("Completed", "PartiallyFailed")
@@ -58,20 +59,6 @@ BACKUP_TIMEOUT = 300.0
 
 def _sa_cluster(target: Target) -> Cluster:
     return from_kubeconfig(target.kubeconfig)
-
-
-def _wait(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll a condition of the outside world against a deadline (no fixed sleeps)."""
-    deadline = time.monotonic() + timeout
-    delay = 0.05
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(delay)
-        delay = min(delay * 2, 1.0)
 
 
 def _backup_done(target: Target, ragbot: Callable[..., CliResult]) -> str:
@@ -205,9 +192,9 @@ def test_prune_asks_velero_to_delete_old_backups_and_velero_does(target: Target)
                     return exc.status == 404
                 return False
 
-            _wait(gone, 120, f"Velero to delete backup {names[0]}")
+            poll(gone, 120, f"Velero to delete backup {names[0]}")
             custom.get_namespaced_custom_object("velero.io", "v1", ns, "backups", names[1])
-        _wait(lambda: not target.bucket_keys(f"backups/{names[0]}/"), 60, "the bucket to be emptied")
+        poll(lambda: not target.bucket_keys(f"backups/{names[0]}/"), 60, "the bucket to be emptied")
         assert target.bucket_keys(f"backups/{names[1]}/")
         # Asking again is a no-op: the remaining backup is the one kept.
         assert prune(cluster, target.cfg, keep_last=1) == []

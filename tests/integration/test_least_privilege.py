@@ -26,9 +26,10 @@ from kubernetes.client import ApiException
 from bot.cli import main
 from config.loader import load_config
 from config.models import Config
-from k8s.permissions import render_roles, required_rules
+from k8s.permissions import required_rules
 from sandbox.apiserver.auth import RequestAttributes
 from sandbox.cluster import SandboxCluster
+from tests.cluster.targets import grant as grant_roles
 
 SA = "system:serviceaccount:ragbot:ragbot"
 
@@ -70,19 +71,7 @@ def grant(sim: SandboxCluster, cfg: Config) -> None:
     """As the admin: the ServiceAccount and every Role/binding of render_roles(cfg)."""
     api = sim.api_client()
     try:
-        core = client.CoreV1Api(api)
-        core.create_namespaced_service_account(cfg.ragbot.namespace, {"metadata": {"name": "ragbot"}})
-        rbac = client.RbacAuthorizationV1Api(api)
-        for obj in render_roles(cfg):
-            kind, ns = obj["kind"], obj["metadata"].get("namespace")
-            if kind == "Role":
-                rbac.create_namespaced_role(ns, obj)
-            elif kind == "RoleBinding":
-                rbac.create_namespaced_role_binding(ns, obj)
-            elif kind == "ClusterRole":
-                rbac.create_cluster_role(obj)
-            else:
-                rbac.create_cluster_role_binding(obj)
+        grant_roles(api, cfg)
     finally:
         api.close()
 
